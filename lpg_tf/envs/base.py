@@ -1,0 +1,111 @@
+"""The interface every in-graph batched environment implements (DESIGN.md, Conventions).
+
+An environment is a set of pure TensorFlow functions over an explicit state, batched
+over B copies, auto-resetting and compilable with `tf.function(jit_compile=True)`.
+All randomness comes from `tf.random.stateless_*` ops keyed by seeds carried in the
+state (XLA ignores op seeds of stateful random ops), so a run is a deterministic
+function of its seeds.
+
+Two levels of randomness, as Appendix A needs:
+  * an *instance* is what stays fixed for a whole lifetime (tabular object layout,
+    chain length, ...); `sample_instances` draws one per lifetime;
+  * an *episode* is drawn by `reset` (and by the automatic reset inside `step`) from
+    the instance and the state's RNG (agent start, random-grid object layout, ...).
+"""
+
+import abc
+from typing import Any, NamedTuple, Optional, Tuple
+
+import tensorflow as tf
+
+from lpg_tf import types
+
+# Grid-world action spaces (Appendix A.1, "Action Space"); chosen per lifetime.
+MOVE = "move"  # 9 moves (8 neighbours + stay); objects are collected on arrival.
+MOVE_AND_COLLECT = "move_and_collect"  # 9 moves + 9 collect actions, no auto-collect.
+ACTION_SPACES = (MOVE, MOVE_AND_COLLECT)
+
+
+class EnvSpec(NamedTuple):
+  """Static description of one environment (one environment group).
+
+  Attributes:
+    name: registry name, e.g. "tabular/dense".
+    observation_shape: per-environment observation shape, () for a state index.
+    observation_dtype: tf.int32 for state indices, tf.float32 for {0,1} tensors.
+    num_actions: size of the discrete action space.
+    num_states: number of distinct state indices for tabular observations (the size
+      of a tabular agent's table); None for tensor observations.
+    max_episode_steps: the episode step limit (for chains: the longest chain).
+    action_space: MOVE or MOVE_AND_COLLECT for grid worlds, None otherwise.
+  """
+  name: str
+  observation_shape: Tuple[int, ...]
+  observation_dtype: tf.DType
+  num_actions: int
+  num_states: Optional[int]
+  max_episode_steps: int
+  action_space: Optional[str]
+
+
+class Environment(abc.ABC):
+  """A batched, auto-resetting environment with explicit state.
+
+  `state` is a NamedTuple of tensors. Every field has leading batch dimension B,
+  except a field named `rng`, which is a `[2]` int32 stateless seed shared by the
+  batch and advanced (split) at every `reset` and `step`.
+  """
+
+  @property
+  @abc.abstractmethod
+  def spec(self) -> EnvSpec:
+    """The static spec of this environment."""
+
+  @abc.abstractmethod
+  def sample_instances(self, seed: tf.Tensor, num: int) -> Any:
+    """Draws `num` lifetime instances from a `[2]` int32 seed.
+
+    Returns a nest of tensors with leading dimension `num`. Rows can be repeated
+    (tf.repeat) so that several environments share one lifetime's instance.
+    """
+
+  @abc.abstractmethod
+  def reset(self, instance: Any, seed: tf.Tensor) -> Tuple[Any, types.TimeStep]:
+    """Starts a new episode in each of B environments.
+
+    Args:
+      instance: nest of `[B, ...]` tensors from `sample_instances` (rows repeated as
+        needed), one row per environment.
+      seed: `[2]` int32 stateless seed.
+
+    Returns:
+      (state, timestep) with reward 0, discount 1, truncated False.
+    """
+
+  @abc.abstractmethod
+  def step(self, state: Any, action: tf.Tensor) -> Tuple[Any, types.TimeStep]:
+    """Takes `action` `[B]` int32 in each environment; auto-resets ended episodes."""
+
+
+def select_envs(mask: tf.Tensor, new_state: Any, old_state: Any) -> Any:
+  """Per-environment choice between two states: `new` where `mask` `[B]` is True.
+
+  The shared `rng` field is kept from `old_state`, so the batch's random stream
+  continues uninterrupted.
+  """
+  fields = {}
+  for name, new, old in zip(old_state._fields, new_state, old_state):
+    if name == "rng":
+      fields[name] = old
+      continue
+    shaped_mask = tf.reshape(mask, [-1] + [1] * (len(old.shape) - 1))
+    fields[name] = tf.where(shaped_mask, new, old)
+  return type(old_state)(**fields)
+
+
+def select_timesteps(mask: tf.Tensor, new: types.TimeStep,
+                     old: types.TimeStep) -> types.TimeStep:
+  """Per-environment choice between two TimeSteps: `new` where `mask` `[B]` is True."""
+  def pick(a, b):
+    return tf.where(tf.reshape(mask, [-1] + [1] * (len(a.shape) - 1)), a, b)
+  return types.TimeStep(*[pick(a, b) for a, b in zip(new, old)])

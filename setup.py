@@ -1,0 +1,38 @@
+"""lpg_tf: Learned Policy Gradient (Oh et al., 2020) on TensorFlow 2."""
+
+import setuptools
+
+INSTALL_REQUIRES = [
+    # dm-reverb 0.14 pins TensorFlow 2.15; the rest of the stack follows it.
+    "tensorflow==2.15.*",
+    "tf-keras==2.15.*",
+    "tensorflow-probability==0.23.*",
+    "dm-sonnet==2.0.2",
+    "dm-reverb==0.14.0",
+    "gymnasium>=1.0,<2",
+    "ale-py==0.12.*",
+    "opencv-python-headless>=4.8",
+    "numpy<2",
+    "absl-py>=1.4",
+    "ml_collections>=0.1.1",
+    "matplotlib>=3.7",
+]
+
+EXTRAS_REQUIRE = {
+    "dev": [
+        "pytest>=7.4",
+        "pytest-timeout>=2.1",
+    ],
+}
+
+setuptools.setup(
+    name="lpg_tf",
+    version="0.1.0",
+    description="Learned Policy Gradient (Discovering Reinforcement Learning Algorithms) in TensorFlow 2",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["lpg_tf", "lpg_tf.*"]),
+    python_requires=">=3.11,<3.12",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+)
