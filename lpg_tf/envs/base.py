@@ -51,9 +51,13 @@ class EnvSpec(NamedTuple):
 class Environment(abc.ABC):
   """A batched, auto-resetting environment with explicit state.
 
-  `state` is a NamedTuple of tensors. Every field has leading batch dimension B,
-  except a field named `rng`, which is a `[2]` int32 stateless seed shared by the
-  batch and advanced (split) at every `reset` and `step`.
+  `state` is a NamedTuple of tensors with leading batch dimension B, which must
+  have two fields: `instance` (the nest of `[B, ...]` lifetime instances the
+  episodes are drawn from) and `rng` (a `[2]` int32 stateless seed shared by the
+  batch, split at every reset and transition).
+
+  Subclasses implement `sample_instances`, `reset` and `transition` (the dynamics
+  of one step, without auto-reset); `step` adds the automatic reset.
   """
 
   @property
@@ -83,8 +87,36 @@ class Environment(abc.ABC):
     """
 
   @abc.abstractmethod
+  def transition(self, state: Any,
+                 action: tf.Tensor) -> Tuple[Any, types.TimeStep]:
+    """One step of the dynamics for `action` `[B]` int32, without auto-reset.
+
+    The returned observation is the true next observation, also where the episode
+    ended (discount 0); the returned state is then not stepped further by `step`.
+    """
+
   def step(self, state: Any, action: tf.Tensor) -> Tuple[Any, types.TimeStep]:
-    """Takes `action` `[B]` int32 in each environment; auto-resets ended episodes."""
+    """`transition`, then a fresh episode wherever the episode ended.
+
+    Where `discount == 0`, the returned observation is the first observation of
+    the next episode, and reward/discount/truncated still describe the transition.
+    """
+    next_state, timestep = self.transition(state, action)
+    rng, reset_seed = tf.unstack(
+        tf.random.experimental.stateless_split(next_state.rng, 2))
+    next_state = next_state._replace(rng=rng)
+    reset_state, reset_timestep = self.reset(next_state.instance, reset_seed)
+    ended = tf.equal(timestep.discount, 0.0)
+    state_out = select_envs(ended, reset_state, next_state)
+    observation = select_envs_tensor(ended, reset_timestep.observation,
+                                     timestep.observation)
+    return state_out, timestep._replace(observation=observation)
+
+
+def select_envs_tensor(mask: tf.Tensor, new: tf.Tensor,
+                       old: tf.Tensor) -> tf.Tensor:
+  """`new` where `mask` `[B]` is True, else `old`, for one `[B, ...]` tensor."""
+  return tf.where(tf.reshape(mask, [-1] + [1] * (len(old.shape) - 1)), new, old)
 
 
 def select_envs(mask: tf.Tensor, new_state: Any, old_state: Any) -> Any:
@@ -97,15 +129,7 @@ def select_envs(mask: tf.Tensor, new_state: Any, old_state: Any) -> Any:
   for name, new, old in zip(old_state._fields, new_state, old_state):
     if name == "rng":
       fields[name] = old
-      continue
-    shaped_mask = tf.reshape(mask, [-1] + [1] * (len(old.shape) - 1))
-    fields[name] = tf.where(shaped_mask, new, old)
+    else:
+      fields[name] = tf.nest.map_structure(
+          lambda n, o: select_envs_tensor(mask, n, o), new, old)
   return type(old_state)(**fields)
-
-
-def select_timesteps(mask: tf.Tensor, new: types.TimeStep,
-                     old: types.TimeStep) -> types.TimeStep:
-  """Per-environment choice between two TimeSteps: `new` where `mask` `[B]` is True."""
-  def pick(a, b):
-    return tf.where(tf.reshape(mask, [-1] + [1] * (len(a.shape) - 1)), a, b)
-  return types.TimeStep(*[pick(a, b) for a, b in zip(new, old)])
