@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
+from lpg_tf import rng as lpg_rng
 from lpg_tf import types
 
 # Grid-world action spaces (Appendix A.1, "Action Space"); chosen per lifetime.
@@ -102,8 +103,7 @@ class Environment(abc.ABC):
     the next episode, and reward/discount/truncated still describe the transition.
     """
     next_state, timestep = self.transition(state, action)
-    rng, reset_seed = tf.unstack(
-        tf.random.experimental.stateless_split(next_state.rng, 2))
+    rng, reset_seed = tf.unstack(lpg_rng.split(next_state.rng))
     next_state = next_state._replace(rng=rng)
     reset_state, reset_timestep = self.reset(next_state.instance, reset_seed)
     ended = tf.equal(timestep.discount, 0.0)

@@ -2,6 +2,7 @@
 
 from typing import Optional
 
+from lpg_tf import errors
 from lpg_tf.envs import base
 from lpg_tf.envs import chain
 from lpg_tf.envs import grid_world
@@ -33,12 +34,12 @@ def make(name: str, action_space: Optional[str] = None) -> base.Environment:
     ValueError: for an unknown name or an action space the environment lacks.
   """
   if name not in NAMES:
-    raise ValueError(
+    raise errors.ConfigError(
         f"Unknown environment {name!r}; valid names: {', '.join(NAMES)}")
   if is_grid(name):
     action_space = base.MOVE if action_space is None else action_space
     if action_space not in base.ACTION_SPACES:
-      raise ValueError(f"Unknown action space {action_space!r} for {name}; "
+      raise errors.ConfigError(f"Unknown action space {action_space!r} for {name}; "
                        f"valid: {', '.join(base.ACTION_SPACES)}")
     kind, short = name.split("/")
     if kind == "tabular":
@@ -47,6 +48,6 @@ def make(name: str, action_space: Optional[str] = None) -> base.Environment:
     return grid_world.RandomGridWorld(
         name, grid_world.RANDOM_GRIDS[short], action_space)
   if action_space is not None:
-    raise ValueError(f"{name} has a fixed action space of 2 actions; "
+    raise errors.ConfigError(f"{name} has a fixed action space of 2 actions; "
                      f"action_space must be None, got {action_space!r}")
   return chain.DelayedChain(name, chain.CHAINS[name[len(CHAIN_PREFIX):]])
