@@ -1,0 +1,147 @@
+"""Layer math batched over lifetimes: every parameter has a leading axis L.
+
+Each of the L lifetimes of an environment group has its own weights, so a dense
+layer is an einsum with weights `[L, in, out]` and a conv layer is im2col
+followed by such a dense layer with per-lifetime filters `[L, kh * kw * C, out]`
+(DESIGN.md, Conventions). Both are pure functions of tensors, differentiable
+twice and compilable with XLA on CPU, so the learner can differentiate through
+K functional updates of the parameters (DESIGN.md, idiom 1).
+"""
+
+from typing import Sequence
+
+import tensorflow as tf
+
+
+def fan_in_truncated_normal(seed: tf.Tensor, shape: Sequence[int],
+                            fan_in: int) -> tf.Tensor:
+  """Sonnet's default weight initialiser, drawn statelessly.
+
+  snt.Linear and snt.Conv2D draw weights from a truncated normal with standard
+  deviation 1 / sqrt(fan_in), cut at two standard deviations; this is the same
+  distribution from a `[2]` int32 stateless seed, so every lifetime on the
+  leading axis of `shape` gets its own draw and the whole draw is a
+  deterministic function of the seed.
+
+  Args:
+    seed: `[2]` int32 stateless seed.
+    shape: `[L, ...]`, the shape of the weights of all lifetimes.
+    fan_in: the number of inputs of one output unit.
+
+  Returns:
+    float32 tensor of `shape`.
+  """
+  return tf.random.stateless_truncated_normal(
+      shape, seed=seed, stddev=1.0 / fan_in**0.5)
+
+
+def dense(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+  """A dense layer with per-lifetime weights.
+
+  Args:
+    x: `[L, N, in]` inputs.
+    w: `[L, in, out]` weights.
+    b: `[L, out]` biases.
+
+  Returns:
+    `[L, N, out]`, x w + b for each lifetime.
+  """
+  return tf.einsum("lni,lio->lno", x, w) + b[:, tf.newaxis, :]
+
+
+def conv2d(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, stride: int,
+           padding: str) -> tf.Tensor:
+  """A 2D convolution with per-lifetime filters: im2col, then a dense layer.
+
+  Lifetime l's output equals `tf.nn.conv2d(x[l], w[l], stride, padding) + b[l]`.
+
+  Args:
+    x: `[L, N, H, W, C]` channels-last inputs.
+    w: `[L, kh, kw, C, out]` filters.
+    b: `[L, out]` biases.
+    stride: the stride in both spatial dimensions.
+    padding: "SAME" or "VALID".
+
+  Returns:
+    `[L, N, H', W', out]`.
+  """
+  num_lifetimes, kernel_h, kernel_w, channels, out = w.shape
+  height, width = x.shape[2], x.shape[3]
+  patches = im2col(
+      tf.reshape(x, [-1, height, width, channels]), kernel_h, kernel_w, stride,
+      padding)
+  out_h, out_w, patch_size = patches.shape[1:]
+  y = dense(
+      tf.reshape(patches, [num_lifetimes, -1, patch_size]),
+      tf.reshape(w, [num_lifetimes, patch_size, out]), b)
+  return tf.reshape(y, [num_lifetimes, -1, out_h, out_w, out])
+
+
+def im2col(images: tf.Tensor, kernel_h: int, kernel_w: int, stride: int,
+           padding: str) -> tf.Tensor:
+  """The patches a conv layer sees, one strided slice per kernel position.
+
+  A patch is laid out `[kh, kw, C]` in row-major order, the order of a
+  `tf.nn.conv2d` filter `[kh, kw, C, out]`, and SAME pads like `tf.nn.conv2d`
+  (the extra row or column after). This does what `tf.image.extract_patches`
+  does, but slices and their gradients (pads) are cheap on CPU with and without
+  XLA, where extract_patches and its scatter gradient were 2-3 times slower for
+  a whole Table 3 conv agent.
+
+  Args:
+    images: `[M, H, W, C]`.
+    kernel_h: kernel height kh.
+    kernel_w: kernel width kw.
+    stride: the stride in both spatial dimensions.
+    padding: "SAME" or "VALID".
+
+  Returns:
+    `[M, H', W', kh * kw * C]`.
+  """
+  height, width = images.shape[1], images.shape[2]
+  out_h = conv_output_size(height, kernel_h, stride, padding)
+  out_w = conv_output_size(width, kernel_w, stride, padding)
+  if padding == "SAME":
+    pad_h = max((out_h - 1) * stride + kernel_h - height, 0)
+    pad_w = max((out_w - 1) * stride + kernel_w - width, 0)
+    images = tf.pad(images, [[0, 0], [pad_h // 2, pad_h - pad_h // 2],
+                             [pad_w // 2, pad_w - pad_w // 2], [0, 0]])
+  span_h = (out_h - 1) * stride + 1
+  span_w = (out_w - 1) * stride + 1
+  return tf.concat([
+      images[:, i:i + span_h:stride, j:j + span_w:stride, :]
+      for i in range(kernel_h)
+      for j in range(kernel_w)
+  ], axis=-1)
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: str) -> int:
+  """The spatial output size of a conv layer along one dimension."""
+  if padding == "SAME":
+    return -(-size // stride)
+  if padding == "VALID":
+    return -(-(size - kernel + 1) // stride)
+  raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
+
+
+def gather_rows(table: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+  """Row `index[l, n]` of lifetime l's table, for every lifetime and sample.
+
+  `tf.gather(..., batch_dims=1)` would do this, but XLA rejects its second-order
+  gradient (DESIGN.md, idiom 4), and a one-hot matmul over all S states is slow
+  for the larger tabular grid worlds (S reaches 8064). So the tables are
+  flattened to `[L * S, F]` and gathered at the flat indices `l * S + s`, whose
+  gradient (a segment sum) and second-order gradient (a gather) XLA compiles.
+
+  Args:
+    table: `[L, S, F]`.
+    index: `[L, N]` int32 in [0, S).
+
+  Returns:
+    `[L, N, F]`.
+  """
+  num_lifetimes, num_states, features = table.shape
+  offsets = tf.range(num_lifetimes, dtype=index.dtype)[:, tf.newaxis] * (
+      num_states)
+  flat = tf.reshape(table, [num_lifetimes * num_states, features])
+  return tf.gather(flat, index + offsets)

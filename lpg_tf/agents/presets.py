@@ -1,0 +1,160 @@
+"""Agent hyperparameters of Table 3 (meta-training) and Table 4 (Atari).
+
+`TABLE_3[env_name]` gives the architecture, optimiser, the learning rates and KL
+costs the bandit p(alpha|E) chooses from (Section 3.4, Eq. 6) and the lifetime
+length of each training environment. `build_agent` makes the agent network an
+environment's lifetimes use.
+"""
+
+import re
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
+
+import tensorflow as tf
+
+from lpg_tf.agents import networks
+from lpg_tf.agents import torsos
+from lpg_tf.envs import base
+
+SGD = "sgd"
+ADAM = "adam"
+
+# Table 3's hyperparameter ranges, shared by rows.
+_TABULAR_LEARNING_RATES = (20.0, 40.0, 80.0)
+_NETWORK_LEARNING_RATES = (0.0005, 0.001, 0.002, 0.005)
+_DISTRACTOR_LEARNING_RATES = (0.002, 0.005, 0.01)
+_KL_COSTS = (0.1, 0.5, 1.0)
+
+
+class AgentPreset(NamedTuple):
+  """One row of Table 3.
+
+  Attributes:
+    torso: the agent architecture.
+    optimiser: SGD or ADAM, the agent's inner optimiser.
+    learning_rates: the values of alpha_lr the bandit chooses from.
+    kl_costs: the values of alpha_y (Eq. 2) the bandit chooses from.
+    lifetime_steps: the length of a lifetime in environment steps.
+  """
+  torso: torsos.TorsoSpec
+  optimiser: str
+  learning_rates: Tuple[float, ...]
+  kl_costs: Tuple[float, ...]
+  lifetime_steps: int
+
+
+class MetaTestPreset(NamedTuple):
+  """Table 4: the agent trained by a meta-learned rule on Atari.
+
+  Attributes:
+    torso: the agent architecture.
+    optimiser: the agent's optimiser.
+    learning_rate: alpha_lr.
+    kl_cost: alpha_y.
+    discount: gamma.
+    trajectory_length: steps per trajectory.
+    num_envs: parallel environments (the agent's batch size).
+    searched_learning_rates: the values of alpha_lr searched on the validation
+      games.
+    searched_kl_costs: the values of alpha_y searched on the validation games.
+  """
+  torso: torsos.TorsoSpec
+  optimiser: str
+  learning_rate: float
+  kl_cost: float
+  discount: float
+  trajectory_length: int
+  num_envs: int
+  searched_learning_rates: Tuple[float, ...]
+  searched_kl_costs: Tuple[float, ...]
+
+
+def _tabular(lifetime_steps: int) -> AgentPreset:
+  return AgentPreset(torsos.tabular(), SGD, _TABULAR_LEARNING_RATES, _KL_COSTS,
+                     lifetime_steps)
+
+
+def _random_grid(torso: torsos.TorsoSpec) -> AgentPreset:
+  return AgentPreset(torso, ADAM, _NETWORK_LEARNING_RATES, _KL_COSTS,
+                     30_000_000)
+
+
+TABLE_3 = {
+    "tabular/dense": _tabular(3_000_000),
+    "tabular/sparse": _tabular(3_000_000),
+    "tabular/long_horizon": _tabular(3_000_000),
+    "tabular/longer_horizon": _tabular(3_000_000),
+    "tabular/long_dense": _tabular(3_000_000),
+    "random/dense": _random_grid(torsos.grid_conv([16], [32])),
+    "random/long_horizon": _random_grid(torsos.grid_conv([16], [32])),
+    "random/small": _random_grid(torsos.mlp([32])),
+    # Table 3's random-grid row "sparse".
+    "random/small_sparse": _random_grid(torsos.mlp([32])),
+    "random/very_dense": _random_grid(torsos.grid_conv([32, 16, 16], [256])),
+    "chain/short": _tabular(1_000_000),
+    "chain/short_noisy": _tabular(1_000_000),
+    "chain/long": _tabular(1_000_000),
+    "chain/long_noisy": _tabular(1_000_000),
+    "chain/distractor": AgentPreset(torsos.mlp([16]), ADAM,
+                                    _DISTRACTOR_LEARNING_RATES, _KL_COSTS,
+                                    2_000_000),
+}
+
+ATARI = MetaTestPreset(
+    torso=torsos.atari(),
+    optimiser=ADAM,
+    learning_rate=0.0005,
+    kl_cost=0.5,
+    discount=0.995,
+    trajectory_length=20,
+    num_envs=30,
+    searched_learning_rates=(0.001, 0.0005, 0.0003),
+    searched_kl_costs=(1.0, 0.5, 0.1))
+
+
+def preset_for(env_name: str) -> AgentPreset:
+  """Table 3's row for a training environment, e.g. "random/very_dense".
+
+  Raises:
+    ValueError: for a name outside Table 3.
+  """
+  if env_name not in TABLE_3:
+    raise ValueError(f"No Table 3 preset for {env_name!r}; known: "
+                     f"{', '.join(TABLE_3)}")
+  return TABLE_3[env_name]
+
+
+def build_agent(spec: base.EnvSpec,
+                num_lifetimes: int,
+                seed: Union[int, Sequence[int], tf.Tensor],
+                prediction_size: int = 30,
+                torso: Optional[torsos.TorsoSpec] = None
+               ) -> networks.AgentNetwork:
+  """The agent network for L lifetimes of the environment `spec`.
+
+  Args:
+    spec: the environment group's spec.
+    num_lifetimes: L.
+    seed: an int or `[2]` int32 stateless seed for theta_0.
+    prediction_size: m, the size of y (30 in the paper).
+    torso: the architecture; by default a table when the environment has state
+      indices (`spec.num_states` is set), else Table 3's torso for `spec.name`
+      (pass `ATARI.torso` for Atari).
+
+  Returns:
+    An AgentNetwork whose variables hold theta_0.
+  """
+  if torso is None:
+    if spec.num_states is not None:
+      torso = torsos.tabular()
+    else:
+      torso = preset_for(spec.name).torso
+  return networks.AgentNetwork(
+      num_lifetimes=num_lifetimes,
+      observation_shape=spec.observation_shape,
+      observation_dtype=spec.observation_dtype,
+      num_actions=spec.num_actions,
+      torso=torso,
+      prediction_size=prediction_size,
+      num_states=spec.num_states,
+      seed=seed,
+      name=re.sub(r"\W", "_", spec.name) + "_agent")

@@ -1,0 +1,96 @@
+"""Tests for lpg_tf.agents.presets against Table 3 and Table 4 of the paper."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import tensorflow as tf
+
+from lpg_tf.agents import presets
+from lpg_tf.agents import torsos
+from lpg_tf.envs import base
+from lpg_tf.envs import registry
+
+TABULAR_LRS = (20, 40, 80)
+NETWORK_LRS = (0.0005, 0.001, 0.002, 0.005)
+KL_COSTS = (0.1, 0.5, 1)
+
+# Table 3, row by row:
+# (architecture, optimiser, learning rates, KL costs, lifetime steps).
+TABLE_3 = {
+    "tabular/dense": ("Tabular", "sgd", TABULAR_LRS, KL_COSTS, 3e6),
+    "tabular/sparse": ("Tabular", "sgd", TABULAR_LRS, KL_COSTS, 3e6),
+    "tabular/long_horizon": ("Tabular", "sgd", TABULAR_LRS, KL_COSTS, 3e6),
+    "tabular/longer_horizon": ("Tabular", "sgd", TABULAR_LRS, KL_COSTS, 3e6),
+    "tabular/long_dense": ("Tabular", "sgd", TABULAR_LRS, KL_COSTS, 3e6),
+    "random/dense": ("C(16)-D(32)", "adam", NETWORK_LRS, KL_COSTS, 30e6),
+    "random/long_horizon": ("C(16)-D(32)", "adam", NETWORK_LRS, KL_COSTS, 30e6),
+    "random/small": ("D(32)", "adam", NETWORK_LRS, KL_COSTS, 30e6),
+    "random/small_sparse": ("D(32)", "adam", NETWORK_LRS, KL_COSTS, 30e6),
+    "random/very_dense": ("C(32-16-16)-D(256)", "adam", NETWORK_LRS, KL_COSTS,
+                          30e6),
+    "chain/short": ("Tabular", "sgd", TABULAR_LRS, KL_COSTS, 1e6),
+    "chain/short_noisy": ("Tabular", "sgd", TABULAR_LRS, KL_COSTS, 1e6),
+    "chain/long": ("Tabular", "sgd", TABULAR_LRS, KL_COSTS, 1e6),
+    "chain/long_noisy": ("Tabular", "sgd", TABULAR_LRS, KL_COSTS, 1e6),
+    "chain/distractor": ("D(16)", "adam", (0.002, 0.005, 0.01), KL_COSTS, 2e6),
+}
+
+
+class PresetsTest(tf.test.TestCase, parameterized.TestCase):
+
+  def test_covers_every_training_environment(self):
+    self.assertCountEqual(presets.TABLE_3, registry.NAMES)
+
+  @parameterized.named_parameters(
+      *[(name.replace("/", "_"), name, row) for name, row in TABLE_3.items()])
+  def test_matches_table_3(self, name, row):
+    architecture, optimiser, lrs, kl_costs, lifetime = row
+    preset = presets.preset_for(name)
+    self.assertEqual(preset.torso.notation, architecture)
+    self.assertEqual(preset.optimiser, optimiser)
+    self.assertEqual(preset.learning_rates, lrs)
+    self.assertEqual(preset.kl_costs, kl_costs)
+    self.assertEqual(preset.lifetime_steps, lifetime)
+
+  def test_atari_matches_table_4(self):
+    atari = presets.ATARI
+    self.assertEqual(atari.torso.notation, "C(32)-C(64)-C(64)-D(512)")
+    self.assertEqual(atari.torso.conv_kernels, (8, 4, 3))
+    self.assertEqual(atari.torso.conv_strides, (4, 2, 1))
+    self.assertEqual(atari.torso.padding, "VALID")
+    self.assertEqual(atari.optimiser, "adam")
+    self.assertEqual(atari.learning_rate, 0.0005)
+    self.assertEqual(atari.kl_cost, 0.5)
+    self.assertEqual(atari.discount, 0.995)
+    self.assertEqual(atari.trajectory_length, 20)
+    self.assertEqual(atari.num_envs, 30)
+    self.assertEqual(atari.searched_learning_rates, (0.001, 0.0005, 0.0003))
+    self.assertEqual(atari.searched_kl_costs, (1, 0.5, 0.1))
+
+  def test_preset_for_rejects_unknown_name(self):
+    with self.assertRaises(ValueError):
+      presets.preset_for("random/unknown")
+
+  @parameterized.named_parameters(
+      *[(name.replace("/", "_"), name) for name in TABLE_3])
+  def test_build_agent_uses_table_3_architecture(self, name):
+    spec = registry.make(name).spec
+    agent = presets.build_agent(spec, num_lifetimes=2, seed=0,
+                                prediction_size=6)
+    self.assertEqual(agent.torso.notation, TABLE_3[name][0])
+    observation = tf.zeros([2, 3, *spec.observation_shape],
+                           spec.observation_dtype)
+    output = agent(observation)
+    self.assertEqual(output.policy_logits.shape, [2, 3, spec.num_actions])
+    self.assertEqual(output.prediction_logits.shape, [2, 3, 6])
+
+  def test_build_agent_takes_an_explicit_torso(self):
+    spec = base.EnvSpec("ALE/Pong-v5", (84, 84, 4), tf.uint8, 6, None, 27000,
+                        None)
+    agent = presets.build_agent(spec, num_lifetimes=1, seed=0,
+                                torso=presets.ATARI.torso)
+    self.assertEqual(agent.torso, torsos.atari())
+    self.assertEqual(agent.params["dense_0/w"].shape, [1, 7 * 7 * 64, 512])
+
+
+if __name__ == "__main__":
+  absltest.main()
