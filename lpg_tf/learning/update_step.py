@@ -1,0 +1,168 @@
+"""One agent update theta -> theta' with an update rule (Eq. 2 / Eq. 7 / A2C).
+
+This is a pure function of tensors, so the meta-gradient can differentiate through
+K of them (DESIGN.md idiom 1). The rule's targets are computed inside
+`inner_tape.stop_recording()`: the inner tape (the agent's gradient) treats them as
+constants, as Eq. 2 requires, while an enclosing outer tape still sees
+eta -> (pi_hat, y_hat) -> theta' (idiom 2).
+"""
+
+from typing import Any, List, NamedTuple, Sequence, Tuple
+
+import tensorflow as tf
+
+from lpg_tf import types
+from lpg_tf.learning import agent_update
+from lpg_tf.learning import optimizers
+from lpg_tf.learning import rollout
+from lpg_tf.rules import base as rule_base
+
+
+class UpdateInfo(NamedTuple):
+  """What an update reports, per lifetime unless noted.
+
+  Attributes:
+    loss: `[L]` agent loss before the update.
+    policy_entropy: `[L]` mean H(pi) over the trajectory.
+    targets: the rule's targets `[L, T, B, ...]` (for Eq. 4's regularisers).
+    outputs: the agent's outputs on the trajectory, `[L, T + 1, B, ...]`.
+  """
+  loss: tf.Tensor
+  policy_entropy: tf.Tensor
+  targets: types.RuleOutput
+  outputs: types.AgentOutput
+
+
+def _flatten_lifetimes(x: tf.Tensor) -> tf.Tensor:
+  """`[L, T, B, ...]` -> `[T, L * B, ...]`."""
+  perm = [1, 0] + list(range(2, len(x.shape)))
+  x = tf.transpose(x, perm)
+  return tf.reshape(x, [x.shape[0], -1] + x.shape[3:].as_list())
+
+
+def _unflatten_lifetimes(x: tf.Tensor, num_lifetimes: int) -> tf.Tensor:
+  """`[T, L * B, ...]` -> `[L, T, B, ...]`."""
+  x = tf.reshape(x, [x.shape[0], num_lifetimes, -1] + x.shape[2:].as_list())
+  perm = [1, 0] + list(range(2, len(x.shape)))
+  return tf.transpose(x, perm)
+
+
+def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
+                gamma: tf.Tensor) -> types.RuleInputs:
+  """The rule's view of a trajectory (x_t of Section 3.1), `[T, L * B, ...]`.
+
+  Args:
+    trajectory: `[L, T, B, ...]`.
+    outputs: the agent's outputs at s_0..s_T, `[L, T + 1, B, ...]`.
+    gamma: `[L]` discount factor of each lifetime.
+  """
+  pi_a = tf.exp(agent_update.log_prob(outputs.policy_logits[:, :-1],
+                                      trajectory.action))
+  y = tf.nn.softmax(outputs.prediction_logits)
+  gamma_t = tf.broadcast_to(gamma[:, None, None], trajectory.reward.shape)
+  return types.RuleInputs(
+      reward=_flatten_lifetimes(trajectory.reward),
+      discount=_flatten_lifetimes(trajectory.discount),
+      gamma=_flatten_lifetimes(gamma_t),
+      pi_a=_flatten_lifetimes(pi_a),
+      y=_flatten_lifetimes(y[:, :-1]),
+      y_next=_flatten_lifetimes(y[:, 1:]),
+      baseline=_flatten_lifetimes(outputs.baseline))
+
+
+def _slice_outputs(outputs: types.AgentOutput, end: int) -> types.AgentOutput:
+  return types.AgentOutput(*[x[:, :end] for x in outputs])
+
+
+class GroupUpdate(NamedTuple):
+  """One environment group's part of a batched update (see `update_groups`).
+
+  Attributes:
+    apply_fn: the group's agent network `apply(params, observation)`.
+    optimiser: SGD (tabular) or Adam (networks), per Table 3.
+    params: theta, a nest of `[L, ...]` tensors.
+    opt_state: the optimiser's state for `params`.
+    trajectory: `[L, T, B, ...]` rollout of pi_theta.
+    gamma, learning_rate, kl_cost: `[L]` per-lifetime gamma, alpha_lr, alpha_y.
+  """
+  apply_fn: rollout.ApplyFn
+  optimiser: optimizers.Optimiser
+  params: Any
+  opt_state: Any
+  trajectory: types.Trajectory
+  gamma: tf.Tensor
+  learning_rate: tf.Tensor
+  kl_cost: tf.Tensor
+
+
+def _concat_inputs(inputs: Sequence[types.RuleInputs]) -> types.RuleInputs:
+  if len(inputs) == 1:
+    return inputs[0]
+  return types.RuleInputs(*[tf.concat(xs, axis=1) for xs in zip(*inputs)])
+
+
+def update_groups(rule: rule_base.UpdateRule, groups: Sequence[GroupUpdate]
+                 ) -> List[Tuple[Any, Any, UpdateInfo]]:
+  """theta' for every group: one rule call over all groups' trajectories.
+
+  The groups' rule inputs are concatenated along N, so the rule (LPG's LSTM) runs
+  once per update for the whole population rather than once per group; its
+  targets are split back. One inner tape serves all groups: their losses are
+  independent, so the gradient of the sum is each group's own gradient.
+
+  Returns:
+    For each group: (theta', optimiser state, UpdateInfo).
+  """
+  with tf.GradientTape() as inner_tape:
+    all_outputs, all_inputs = [], []
+    for group in groups:
+      inner_tape.watch(group.params)
+      outputs = group.apply_fn(group.params, group.trajectory.observation)
+      all_outputs.append(outputs)
+      all_inputs.append(rule_inputs(group.trajectory, outputs, group.gamma))
+    with inner_tape.stop_recording():
+      flat_targets = rule(_concat_inputs(all_inputs))
+    sizes = [inputs.reward.shape[1] for inputs in all_inputs]
+    split = [tf.split(x, sizes, axis=1) if x is not None else [None] * len(sizes)
+             for x in flat_targets]
+    losses, all_targets = [], []
+    for index, (group, outputs) in enumerate(zip(groups, all_outputs)):
+      num_lifetimes, num_steps = group.trajectory.reward.shape[:2]
+      targets = types.RuleOutput(*[
+          None if parts[index] is None
+          else _unflatten_lifetimes(parts[index], num_lifetimes)
+          for parts in split])
+      all_targets.append(targets)
+      losses.append(agent_update.agent_loss(
+          _slice_outputs(outputs, num_steps), group.trajectory.action, targets,
+          group.kl_cost, rule.loss_config))
+    total_loss = tf.add_n([tf.reduce_sum(loss) for loss in losses])
+  grads = inner_tape.gradient(total_loss, [group.params for group in groups])
+  results = []
+  for group, group_grads, loss, targets, outputs in zip(
+      groups, grads, losses, all_targets, all_outputs):
+    new_params, new_opt_state = group.optimiser.update(
+        group.params, group_grads, group.opt_state, group.learning_rate)
+    num_steps = group.trajectory.reward.shape[1]
+    entropy = tf.reduce_mean(agent_update.policy_entropy(
+        outputs.policy_logits[:, :num_steps]), axis=[1, 2])
+    results.append((new_params, new_opt_state,
+                    UpdateInfo(loss, entropy, targets, outputs)))
+  return results
+
+
+def update(apply_fn: rollout.ApplyFn, rule: rule_base.UpdateRule,
+           optimiser: optimizers.Optimiser, params: Any, opt_state: Any,
+           trajectory: types.Trajectory, gamma: tf.Tensor,
+           learning_rate: tf.Tensor,
+           kl_cost: tf.Tensor) -> Tuple[Any, Any, UpdateInfo]:
+  """theta' = optimiser step along the gradient of the rule's agent loss.
+
+  The single-group case of `update_groups`; arguments as in `GroupUpdate`.
+
+  Returns:
+    (theta', optimiser state, UpdateInfo).
+  """
+  return update_groups(rule, [GroupUpdate(apply_fn, optimiser, params, opt_state,
+                                          trajectory, gamma, learning_rate,
+                                          kl_cost)])[0]

@@ -1,0 +1,41 @@
+"""lambda-returns against a Python-loop reference (STYLE.md: RLax-style tests)."""
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+from lpg_tf.learning import returns
+
+
+def reference_lambda_returns(r, d, v, lam):
+  """G_t = r_t + d_t((1-lam) v_{t+1} + lam G_{t+1}), G_T = v_T, by loops."""
+  t_max, n = r.shape
+  g = np.zeros_like(r)
+  for b in range(n):
+    nxt = v[t_max, b]
+    for t in reversed(range(t_max)):
+      nxt = r[t, b] + d[t, b] * ((1 - lam) * v[t + 1, b] + lam * nxt)
+      g[t, b] = nxt
+  return g
+
+
+class LambdaReturnsTest(parameterized.TestCase):
+
+  @parameterized.parameters(0.0, 0.5, 0.95, 1.0)
+  def test_matches_loop(self, lam):
+    rng = np.random.default_rng(0)
+    r = rng.normal(size=(7, 5)).astype(np.float32)
+    d = (0.9 * (rng.random((7, 5)) > 0.2)).astype(np.float32)
+    v = rng.normal(size=(8, 5)).astype(np.float32)
+    got = returns.lambda_returns(tf.constant(r), tf.constant(d), tf.constant(v), lam)
+    np.testing.assert_allclose(got.numpy(), reference_lambda_returns(r, d, v, lam),
+                               rtol=1e-5, atol=1e-5)
+
+  def test_one_step_and_monte_carlo(self):
+    r = np.array([[1.0], [2.0], [3.0]], np.float32)
+    d = np.array([[0.5], [0.5], [0.0]], np.float32)
+    v = np.array([[10.0], [20.0], [30.0], [40.0]], np.float32)
+    td0 = returns.lambda_returns(r, d, v, 0.0).numpy()[:, 0]
+    np.testing.assert_allclose(td0, [1 + 0.5 * 20, 2 + 0.5 * 30, 3.0])
+    mc = returns.lambda_returns(r, d, v, 1.0).numpy()[:, 0]
+    np.testing.assert_allclose(mc, [1 + 0.5 * (2 + 0.5 * 3), 2 + 0.5 * 3, 3.0])
