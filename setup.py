@@ -31,7 +31,7 @@ setuptools.setup(
     description="Learned Policy Gradient (Discovering Reinforcement Learning Algorithms) in TensorFlow 2",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=setuptools.find_packages(include=["lpg_tf", "lpg_tf.*"]),
+    packages=setuptools.find_packages(include=["lpg_tf", "lpg_tf.*", "configs"]),
     python_requires=">=3.11,<3.12",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -1,0 +1,49 @@
+"""Train agents from scratch with an update rule; write learning curves.
+
+  python launchers/train_agent.py --env=tabular/dense --rule=a2c --workdir=/tmp/a2c_dense \
+      --steps=1000000 --seeds=3
+"""
+
+from absl import app
+from absl import flags
+
+from lpg_tf import errors
+from lpg_tf.experiments import train_agent
+
+_ENV = flags.DEFINE_string("env", None, "Environment name (lpg_tf.envs.NAMES).")
+_RULE = flags.DEFINE_string("rule", "a2c", "Update rule: a2c.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (new or empty).")
+_STEPS = flags.DEFINE_integer("steps", 1_000_000, "Environment steps per seed.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Independent agents trained side by side.")
+_NUM_ENVS = flags.DEFINE_integer("num_envs", 64, "Parallel environments per seed.")
+_UNROLL = flags.DEFINE_integer("unroll_length", 20, "Steps per update (T).")
+_ACTION_SPACE = flags.DEFINE_enum("action_space", None, ["move", "move_and_collect"],
+                                  "Grid worlds: 9 moves, or 9 moves + 9 collects.")
+_LR = flags.DEFINE_float("learning_rate", None, "Agent learning rate (alpha_lr).")
+_KL = flags.DEFINE_float("kl_cost", None, "Prediction KL cost (alpha_y).")
+_GAMMA = flags.DEFINE_float("gamma", train_agent.DEFAULT_GAMMA, "Discount factor.")
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+_LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Updates between log points.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a run in --workdir.")
+_JIT = flags.DEFINE_bool("jit_compile", True, "Compile the step with XLA.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if _ENV.value is None:
+    raise app.UsageError("--env is required")
+  try:
+    train_agent.train_agents(
+        env_name=_ENV.value, rule_name=_RULE.value, workdir=_WORKDIR.value,
+        steps=_STEPS.value, seeds=_SEEDS.value, num_envs=_NUM_ENVS.value,
+        unroll_length=_UNROLL.value, action_space=_ACTION_SPACE.value,
+        learning_rate=_LR.value, kl_cost=_KL.value, gamma=_GAMMA.value,
+        seed=_SEED.value, log_every=_LOG_EVERY.value, overwrite=_OVERWRITE.value,
+        jit_compile=_JIT.value)
+  except errors.ConfigError as error:
+    raise app.UsageError(str(error)) from error
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,1 @@
+"""Run-level entry points: each launcher calls one function here."""

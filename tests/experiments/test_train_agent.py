@@ -1,0 +1,76 @@
+"""launchers/train_agent.py: bad input fails early and clearly; a run writes curves."""
+
+import csv
+import os
+import subprocess
+import sys
+
+from absl.testing import parameterized
+import numpy as np
+
+from lpg_tf import errors
+from lpg_tf.experiments import train_agent
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAUNCHER = os.path.join(REPO, "launchers", "train_agent.py")
+
+
+def run_launcher(*args):
+  return subprocess.run([sys.executable, LAUNCHER, *args], capture_output=True,
+                        text=True, timeout=300, cwd=REPO)
+
+
+class ValidationTest(parameterized.TestCase):
+
+  def test_unknown_env_lists_valid_choices(self):
+    with self.assertRaisesRegex(errors.ConfigError, "tabular/dense.*chain/distractor"):
+      train_agent.train_agents("tabular/huge", "a2c", self.create_tempdir().full_path,
+                               steps=10, seeds=1)
+
+  def test_unknown_rule_lists_valid_choices(self):
+    with self.assertRaisesRegex(errors.ConfigError, "valid: a2c"):
+      train_agent.train_agents("chain/short", "ppo", self.create_tempdir().full_path,
+                               steps=10, seeds=1)
+
+  @parameterized.parameters("steps", "seeds", "num_envs")
+  def test_non_positive_counts_name_the_flag(self, flag):
+    kwargs = {"steps": 10, "seeds": 1, "num_envs": 4, flag: 0}
+    with self.assertRaisesRegex(errors.ConfigError, f"--{flag} must be a positive"):
+      train_agent.train_agents("chain/short", "a2c", self.create_tempdir().full_path,
+                               **kwargs)
+
+  def test_action_space_only_for_grids(self):
+    with self.assertRaisesRegex(errors.ConfigError, "grid worlds only"):
+      train_agent.train_agents("chain/short", "a2c", self.create_tempdir().full_path,
+                               steps=10, seeds=1, action_space="move")
+
+  def test_existing_run_is_not_overwritten(self):
+    workdir = self.create_tempdir()
+    workdir.create_file("curve.csv", content="seed,env_steps\n0,1\n")
+    with self.assertRaisesRegex(errors.ConfigError, "--overwrite"):
+      train_agent.train_agents("chain/short", "a2c", workdir.full_path, steps=10, seeds=1)
+    with open(os.path.join(workdir.full_path, "curve.csv")) as f:
+      self.assertEqual(f.read(), "seed,env_steps\n0,1\n")
+
+  def test_launcher_reports_bad_flag_before_work(self):
+    result = run_launcher("--env=nowhere", "--workdir=/tmp/unused_lpg_tf_dir")
+    self.assertNotEqual(result.returncode, 0)
+    self.assertIn("Unknown --env 'nowhere'", result.stderr)
+    self.assertFalse(os.path.exists("/tmp/unused_lpg_tf_dir"))
+
+
+class LauncherRunTest(parameterized.TestCase):
+
+  def test_run_writes_curves(self):
+    workdir = os.path.join(self.create_tempdir().full_path, "run")
+    result = run_launcher("--env=chain/short", "--rule=a2c", f"--workdir={workdir}",
+                          "--steps=20480", "--seeds=2", "--num_envs=32",
+                          "--log_every=8")
+    self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+    with open(os.path.join(workdir, "curve.csv")) as f:
+      rows = list(csv.DictReader(f))
+    self.assertEqual({r["seed"] for r in rows}, {"0", "1"})
+    self.assertEqual(max(int(r["env_steps"]) for r in rows), 20480)
+    self.assertTrue(all(np.isfinite(float(r["episode_return"])) for r in rows))
+    self.assertGreater(os.path.getsize(os.path.join(workdir, "curve.png")), 10_000)
+    self.assertTrue(os.listdir(os.path.join(workdir, "tb")))
