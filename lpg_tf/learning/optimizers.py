@@ -68,7 +68,14 @@ class Optimiser:
 
   def update(self, params: Any, grads: Any, state: Any,
              learning_rate: tf.Tensor) -> Tuple[Any, Any]:
-    """One descent step `theta <- theta - lr * direction`; returns (params, state)."""
+    """One descent step `theta <- theta - lr * direction`; returns (params, state).
+
+    A None gradient (a head the rule's loss does not use, e.g. y under A2C) counts
+    as zero; IndexedSlices (from a tabular agent's gather) are made dense.
+    """
+    grads = tf.nest.map_structure(
+        lambda p, g: tf.zeros_like(p) if g is None else tf.convert_to_tensor(g),
+        params, grads, check_types=False)
     count = state.count + 1.0
     if self.kind == SGD:
       new_params = tf.nest.map_structure(

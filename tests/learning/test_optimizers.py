@@ -48,6 +48,17 @@ class OptimiserTest(absltest.TestCase):
       loss = tf.reduce_sum(new["w"])
     self.assertTrue(np.all(np.isfinite(tape.gradient(loss, x).numpy())))
 
+  def test_missing_and_sparse_gradients(self):
+    for kind in optimizers.OPTIMISERS:
+      opt = optimizers.Optimiser(kind)
+      params = {"used": tf.ones([2, 3]), "unused": tf.ones([2, 2])}
+      sparse = tf.IndexedSlices(tf.ones([1, 3]), tf.constant([1]), tf.constant([2, 3]))
+      new, _ = opt.update(params, {"used": sparse, "unused": None},
+                          opt.init(params), tf.constant([0.5, 0.5]))
+      np.testing.assert_array_equal(new["unused"].numpy(), params["unused"].numpy())
+      np.testing.assert_array_equal(new["used"][0].numpy(), [1.0, 1.0, 1.0])
+      self.assertTrue(np.all(new["used"][1].numpy() < 1.0))
+
   def test_unknown_optimiser(self):
     with self.assertRaisesRegex(ValueError, "Unknown optimiser"):
       optimizers.Optimiser("rmsprop")

@@ -1,0 +1,48 @@
+"""The embedded default: a small LPG meta-training run that learns within minutes
+on a 2-core CPU.
+
+A few tabular grid worlds and delayed chains (Appendix A), a small LSTM and
+population, and lifetimes of a few hundred thousand steps. Every value can be
+overridden on the command line, e.g. `--config.num_meta_steps=500`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.name = "cpu"
+  config.seed = 0
+  config.strategy = "auto"  # auto | default | gpu | tpu
+  config.jit_compile = True
+
+  config.population = ml_collections.ConfigDict()
+  config.population.envs = ("tabular/dense", "tabular/sparse", "chain/short",
+                            "chain/long")
+  config.population.lifetimes_per_env = 2
+  config.population.num_envs = 16  # Table 2: 64.
+  config.population.unroll_length = 20  # Table 2.
+  config.population.num_inner_updates = 5  # Table 2: K.
+  config.population.prediction_size = 30  # Section 4.1: m.
+  config.population.lifetime_scale = 0.1  # x Table 3's lifetimes.
+
+  config.rule = ml_collections.ConfigDict()
+  config.rule.hidden_size = 32  # Appendix B.1: 256.
+  config.rule.embedding_sizes = (16, 1)  # Appendix B.1.
+  config.rule.use_baseline = False
+
+  config.meta = ml_collections.ConfigDict()
+  config.meta.learning_rate = 1e-3  # Table 2: 1e-4, for 960 lifetimes.
+  config.meta.prediction_entropy_cost = 0.001  # Table 2: beta1.
+  config.meta.pi_hat_l2_cost = 0.001  # Table 2: beta2.
+  config.meta.y_hat_l2_cost = 0.001  # Table 2: beta3.
+  config.meta.advantage_lambda = 0.95
+  config.meta.bandit_temperature = 0.1  # Table 2: tau.
+  config.meta.bandit_exploration_bonus = 0.2  # Table 2: rho.
+  config.meta.bandit_window = 10  # Appendix B.1.
+  config.meta.entropy_reset_threshold = 1e-3
+
+  config.num_meta_steps = 400
+  config.checkpoint_every = 100
+  config.log_every = 10
+  return config

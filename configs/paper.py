@@ -1,0 +1,30 @@
+"""The paper's meta-training set-up (Table 2, Table 3, Appendix B.1), for accelerators.
+
+960 lifetimes over the 15 training environments (64 each), 64 environments per
+lifetime, 20-step trajectories, K = 5, LSTM 256, m = 30, Adam 1e-4 on eta, Table 3
+lifetimes.
+"""
+
+import ml_collections
+
+from configs import cpu
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = cpu.get_config()
+  config.name = "paper"
+  config.population.envs = (
+      "tabular/dense", "tabular/sparse", "tabular/long_horizon",
+      "tabular/longer_horizon", "tabular/long_dense", "random/dense",
+      "random/long_horizon", "random/small", "random/small_sparse",
+      "random/very_dense", "chain/short", "chain/short_noisy", "chain/long",
+      "chain/long_noisy", "chain/distractor")
+  config.population.lifetimes_per_env = 64  # 15 x 64 = 960 lifetimes (Table 2).
+  config.population.num_envs = 64
+  config.population.lifetime_scale = 1.0
+  config.rule.hidden_size = 256
+  config.meta.learning_rate = 1e-4
+  config.num_meta_steps = 1_000_000
+  config.checkpoint_every = 1000
+  config.log_every = 100
+  return config

@@ -1,0 +1,1 @@
+"""Distribution: strategy resolution, Reverb tables, actor processes."""

@@ -1,0 +1,114 @@
+"""The meta-objective of Eq. 4, scored on a rollout of theta_K.
+
+  grad_eta [ log pi_K(a|s) A + beta0 H(pi_K) + beta1 H(y_K)
+             - beta2 ||pi_hat||^2 - beta3 ||y_hat||^2 ]                     (Eq. 4)
+
+Appendix B.1 replaces the REINFORCE return G of Eq. 3 by an advantage actor-critic
+estimate: A = G^lambda - v(s) with a per-lifetime critic v that exists only to
+reduce the variance of the meta-gradient (the rule never sees it). The targets'
+L2 penalties apply to every (pi_hat, y_hat) the rule produced during the K inner
+updates of the window; ||y_hat||^2 is the squared norm of the m-vector.
+"""
+
+from typing import NamedTuple, Tuple
+
+import tensorflow as tf
+
+from lpg_tf import types
+from lpg_tf.learning import agent_update
+from lpg_tf.learning import returns
+
+# Table 2.
+PREDICTION_ENTROPY_COST = 0.001  # beta1
+PI_HAT_L2_COST = 0.001  # beta2
+Y_HAT_L2_COST = 0.001  # beta3
+# TD(lambda) mixing of the A2C advantage of the outer algorithm (Appendix B.1).
+ADVANTAGE_LAMBDA = 0.95
+
+
+class MetaObjectiveCosts(NamedTuple):
+  """The fixed coefficients of Eq. 4 (beta0 is sampled per lifetime, Table 2)."""
+  prediction_entropy: float = PREDICTION_ENTROPY_COST
+  pi_hat_l2: float = PI_HAT_L2_COST
+  y_hat_l2: float = Y_HAT_L2_COST
+  advantage_lambda: float = ADVANTAGE_LAMBDA
+
+
+class MetaObjectiveTerms(NamedTuple):
+  """Per-lifetime terms of Eq. 4, each `[L]`; `loss` is what is minimised."""
+  loss: tf.Tensor
+  policy_gradient: tf.Tensor
+  policy_entropy: tf.Tensor
+  prediction_entropy: tf.Tensor
+  pi_hat_l2: tf.Tensor
+  y_hat_l2: tf.Tensor
+
+
+def lifetime_lambda_returns(trajectory: types.Trajectory, values: tf.Tensor,
+                            gamma: tf.Tensor, lambda_: float) -> tf.Tensor:
+  """TD(lambda) returns `[L, T, B]` of a trajectory with values `[L, T + 1, B]`."""
+  num_lifetimes, num_steps = trajectory.reward.shape[:2]
+
+  def time_major(x):  # [L, T, B] -> [T, L * B]
+    return tf.reshape(tf.transpose(x, [1, 0, 2]), [x.shape[1], -1])
+
+  discounts = trajectory.discount * gamma[:, None, None]
+  g = returns.lambda_returns(time_major(trajectory.reward), time_major(discounts),
+                             time_major(values), lambda_)
+  return tf.transpose(tf.reshape(g, [num_steps, num_lifetimes, -1]), [1, 0, 2])
+
+
+def prediction_entropy(prediction_logits: tf.Tensor) -> tf.Tensor:
+  """H(y) of the softmax prediction vector over its last axis."""
+  return agent_update.policy_entropy(prediction_logits)
+
+
+def target_l2(targets: types.RuleOutput) -> Tuple[tf.Tensor, tf.Tensor]:
+  """`[L]` means of ||pi_hat||^2 and ||y_hat||^2 (squared norm of the m-vector)."""
+  pi_hat_l2 = tf.reduce_mean(tf.square(targets.pi_hat), axis=[1, 2])
+  y_hat_l2 = tf.reduce_mean(tf.reduce_sum(tf.square(targets.y_hat), -1), axis=[1, 2])
+  return pi_hat_l2, y_hat_l2
+
+
+def meta_objective(outputs: types.AgentOutput, trajectory: types.Trajectory,
+                   critic_values: tf.Tensor, gamma: tf.Tensor,
+                   policy_entropy_cost: tf.Tensor, pi_hat_l2: tf.Tensor,
+                   y_hat_l2: tf.Tensor,
+                   costs: MetaObjectiveCosts) -> MetaObjectiveTerms:
+  """Eq. 4 for L lifetimes, as a loss to minimise (its negation), `[L]`.
+
+  Args:
+    outputs: theta_K's outputs on the scoring rollout, `[L, T + 1, B, ...]`.
+    trajectory: the scoring rollout of theta_K, `[L, T, B, ...]`.
+    critic_values: `[L, T + 1, B]` the critic's v(s_0..s_T), held constant.
+    gamma: `[L]` discount factors.
+    policy_entropy_cost: `[L]` beta0 per lifetime (Table 2: {0.01, 0.02}).
+    pi_hat_l2, y_hat_l2: `[L]` `target_l2` of the K inner updates' targets,
+      averaged over the window.
+    costs: beta1, beta2, beta3 and the advantage's lambda.
+  """
+  values = tf.stop_gradient(critic_values)
+  g = lifetime_lambda_returns(trajectory, values, gamma, costs.advantage_lambda)
+  advantage = tf.stop_gradient(g - values[:, :-1])
+  log_pi = agent_update.log_prob(outputs.policy_logits[:, :-1], trajectory.action)
+  policy_gradient = tf.reduce_mean(log_pi * advantage, axis=[1, 2])
+  policy_entropy = tf.reduce_mean(
+      agent_update.policy_entropy(outputs.policy_logits[:, :-1]), axis=[1, 2])
+  y_entropy = tf.reduce_mean(
+      prediction_entropy(outputs.prediction_logits[:, :-1]), axis=[1, 2])
+  objective = (policy_gradient + policy_entropy_cost * policy_entropy
+               + costs.prediction_entropy * y_entropy
+               - costs.pi_hat_l2 * pi_hat_l2 - costs.y_hat_l2 * y_hat_l2)
+  return MetaObjectiveTerms(-objective, policy_gradient, policy_entropy,
+                            y_entropy, pi_hat_l2, y_hat_l2)
+
+
+def critic_loss(critic_values: tf.Tensor, trajectory: types.Trajectory,
+                gamma: tf.Tensor, lambda_: float) -> tf.Tensor:
+  """The critic's TD(lambda) regression 1/2 (v(s_t) - G^lambda_t)^2, `[L]`.
+
+  The target uses the critic's own (stopped) values for bootstrapping.
+  """
+  g = lifetime_lambda_returns(trajectory, tf.stop_gradient(critic_values), gamma,
+                              lambda_)
+  return tf.reduce_mean(0.5 * tf.square(critic_values[:, :-1] - g), axis=[1, 2])

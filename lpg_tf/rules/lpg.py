@@ -1,0 +1,173 @@
+"""Learned Policy Gradient (Oh et al. 2020): the meta-learned update rule eta.
+
+Section 3.1 and Appendix B.1. For every step t of a trajectory the rule reads
+
+  x_t = [r_t, d_t, gamma, pi(a_t|s_t), phi(y(s_t)), phi(y(s_{t+1}))]
+
+where phi (Dense(16)-ReLU-Dense(1)) is one embedding shared by y(s_t) and
+y(s_{t+1}). A backward LSTM runs from t = T-1 down to t = 0, its state reset at
+terminal steps, and two linear heads on its output h_t give the targets
+
+  pi_hat_t = w_pi . h_t + b_pi        in R          (how to move log pi)
+  y_hat_t  = softmax(W_y h_t + b_y)   in [0, 1]^m   (target for y(s_t))
+
+which the agent follows through Eq. 2 (or Eq. 7 with the baseline of Appendix
+B.2). The rule never reads values: `RuleInputs.baseline` is ignored.
+"""
+
+from typing import Sequence
+
+import sonnet as snt
+import tensorflow as tf
+
+from lpg_tf import errors
+from lpg_tf import types
+from lpg_tf.learning import agent_update
+from lpg_tf.rules import base
+
+HIDDEN_SIZE = 256  # Appendix B.1: "A backward LSTM with 256 units".
+PREDICTION_SIZE = 30  # Table 2: m, the size of the prediction vector y.
+EMBEDDING_SIZES = (16, 1)  # Appendix B.1: phi = Dense(16)-Dense(1).
+NUM_SCALAR_INPUTS = 4  # r_t, d_t, gamma, pi(a_t|s_t).
+
+
+class LPG(snt.Module, base.UpdateRule):
+  """The LPG network eta: rule inputs `[T, N, ...]` in, targets out.
+
+  T and N may be unknown when tracing; m is fixed by `prediction_size`. The
+  forward pass compiles under `tf.function(jit_compile=True)` and can be
+  differentiated through the agent updates it drives (DESIGN.md idioms 1-4).
+  """
+
+  def __init__(self,
+               hidden_size: int = HIDDEN_SIZE,
+               prediction_size: int = PREDICTION_SIZE,
+               embedding_sizes: Sequence[int] = EMBEDDING_SIZES,
+               use_baseline: bool = False,
+               dtype: tf.DType = tf.float32,
+               name: str = "lpg"):
+    """Configures the rule; variables are created on the first call.
+
+    Args:
+      hidden_size: units of the backward LSTM.
+      prediction_size: m, the size of the agent's prediction vector y.
+      embedding_sizes: layer sizes of phi; the last one is the size of phi(y).
+      use_baseline: give the agent the action-independent baseline of Eq. 7
+        (Appendix B.2): the agent subtracts f(s) from pi_hat and regresses f(s)
+        on pi_hat. LPG's own outputs do not change.
+      dtype: the LSTM's dtype (float64 serves finite-difference tests); the
+        other layers take the dtype of their inputs.
+      name: module name.
+    """
+    super().__init__(name=name)
+    self._hidden_size = hidden_size
+    self._prediction_size = prediction_size
+    self._embedding_sizes = tuple(embedding_sizes)
+    self._use_baseline = use_baseline
+    self._input_size = NUM_SCALAR_INPUTS + 2 * self._embedding_sizes[-1]
+    self._embedding = snt.BatchApply(
+        snt.nets.MLP(self._embedding_sizes, activation=tf.nn.relu,
+                     name="embedding"), num_dims=2)
+    self._dtype = tf.as_dtype(dtype)
+    self._core = snt.LSTM(hidden_size, dtype=self._dtype, name="lstm")
+    self._pi_head = snt.BatchApply(snt.Linear(1, name="pi_head"), num_dims=2)
+    self._y_head = snt.BatchApply(
+        snt.Linear(prediction_size, name="y_head"), num_dims=2)
+    if use_baseline:
+      self._loss_config = agent_update.LossConfig(subtract_baseline=True,
+                                                  baseline_cost=1.0)
+    else:
+      self._loss_config = agent_update.LossConfig()
+
+  @property
+  def hidden_size(self) -> int:
+    return self._hidden_size
+
+  @property
+  def prediction_size(self) -> int:
+    return self._prediction_size
+
+  @property
+  def embedding_sizes(self) -> tuple[int, ...]:
+    return self._embedding_sizes
+
+  @property
+  def use_baseline(self) -> bool:
+    return self._use_baseline
+
+  @property
+  def loss_config(self) -> agent_update.LossConfig:
+    """Eq. 2; Eq. 7 (f(s) subtracted, 1/2 (f - pi_hat)^2) with the baseline."""
+    return self._loss_config
+
+  def __call__(self, inputs: types.RuleInputs) -> types.RuleOutput:
+    """Targets for a trajectory (Section 3.1).
+
+    Args:
+      inputs: `reward`, `discount`, `gamma`, `pi_a` `[T, N]` and `y`, `y_next`
+        `[T, N, m]`; `baseline` is not read.
+
+    Returns:
+      `pi_hat` `[T, N]`, `y_hat` `[T, N, m]` on the simplex, and, with
+      `use_baseline`, `baseline_target` = `pi_hat` (Eq. 7), else None.
+    """
+    self._check_shapes(inputs)
+    scalars = tf.stack(
+        [inputs.reward, inputs.discount, inputs.gamma, inputs.pi_a], axis=-1)
+    x = tf.concat(
+        [scalars, self._embedding(inputs.y), self._embedding(inputs.y_next)],
+        axis=-1)  # [T, N, 4 + 2 * embedding_sizes[-1]]
+    hidden = self._unroll_backward(x, inputs.discount)  # [T, N, hidden_size]
+    pi_hat = tf.squeeze(self._pi_head(hidden), axis=-1)
+    y_hat = tf.nn.softmax(self._y_head(hidden))
+    return types.RuleOutput(
+        pi_hat=pi_hat, y_hat=y_hat,
+        baseline_target=pi_hat if self._use_baseline else None)
+
+  def _check_shapes(self, inputs: types.RuleInputs) -> None:
+    """Static rank and m checks, so a wrong axis fails before any compute."""
+    for field in ("reward", "discount", "gamma", "pi_a"):
+      rank = getattr(inputs, field).shape.rank
+      if rank != 2:
+        raise ValueError(f"LPG input {field} must be [T, N], got rank {rank}.")
+    for field in ("y", "y_next"):
+      shape = getattr(inputs, field).shape
+      if shape.rank != 3 or shape[-1] != self._prediction_size:
+        raise errors.ConfigError(
+            f"LPG input {field} must be [T, N, m] with m = "
+            f"{self._prediction_size} (the rule's prediction_size), got "
+            f"{shape}.")
+
+  def _unroll_backward(self, x: tf.Tensor, discount: tf.Tensor) -> tf.Tensor:
+    """The backward LSTM with resets (Appendix B.1; DESIGN.md idiom 3).
+
+      state_T = 0,   (h_t, c_t) = LSTM(x_t, d_t * (h_{t+1}, c_{t+1}))
+
+    so h_t depends on steps t..t' of its own episode only, where t' >= t is the
+    first step with d_t' = 0 (the transition that ends the episode).
+
+    Args:
+      x: `[T, N, input_size]` LSTM inputs.
+      discount: `[T, N]` d_t.
+
+    Returns:
+      `[T, N, hidden_size]`, the LSTM outputs h_0..h_{T-1}.
+    """
+    self._create_core_variables()
+
+    def step(next_state: snt.LSTMState, elems) -> snt.LSTMState:
+      x_t, d_t = elems
+      carried = tf.nest.map_structure(lambda s: s * d_t[:, None], next_state)
+      _, state = self._core(x_t, carried)
+      return state
+
+    initial_state = self._core.initial_state(tf.shape(x)[1])
+    states = tf.scan(step, (x, discount), initializer=initial_state,
+                     reverse=True)
+    return states.hidden
+
+  @snt.once
+  def _create_core_variables(self) -> None:
+    """Creates the LSTM's variables here, since tf.scan's body cannot."""
+    self._core(tf.zeros([1, self._input_size], self._dtype),
+               self._core.initial_state(1))

@@ -1,0 +1,193 @@
+"""MetaTrainer and meta_train: resume equality, resets, bandit, bad input, exports."""
+
+import json
+import os
+import subprocess
+import sys
+from unittest import mock
+
+from absl.testing import absltest
+import numpy as np
+import tensorflow as tf
+
+from configs import cpu
+from lpg_tf import errors
+from lpg_tf import export
+from lpg_tf.experiments import meta_train
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def tiny_config(**overrides):
+  """A fast config: one chain and one tabular grid, small everything, no XLA."""
+  config = cpu.get_config()
+  config.population.envs = ("chain/short", "tabular/sparse")
+  config.population.lifetimes_per_env = 2
+  config.population.num_envs = 4
+  config.population.unroll_length = 5
+  config.population.num_inner_updates = 2
+  config.population.prediction_size = 6
+  config.population.lifetime_scale = 0.0005  # chain lifetimes of 500 steps
+  config.rule.hidden_size = 8
+  config.jit_compile = False
+  config.num_meta_steps = 4
+  config.checkpoint_every = 2
+  config.log_every = 1
+  for key, value in overrides.items():
+    target = config
+    *path, name = key.split(".")
+    for part in path:
+      target = target[part]
+    target[name] = value
+  return config
+
+
+def rule_weights(workdir):
+  """eta from the run's latest checkpoint, as sorted (name, value) pairs."""
+  reader = tf.train.load_checkpoint(
+      tf.train.latest_checkpoint(os.path.join(workdir, meta_train.CHECKPOINT_DIR)))
+  names = [n for n in reader.get_variable_to_shape_map()
+           if n.startswith("rule/") and "OPTIMIZER_SLOT" not in n]
+  assert names
+  return sorted((n, reader.get_tensor(n)) for n in names)
+
+
+class ResumeTest(absltest.TestCase):
+
+  def test_resume_gives_the_same_eta_as_a_straight_run(self):
+    straight = self.create_tempdir().full_path
+    meta_train.meta_train(tiny_config(), straight)
+    resumed = self.create_tempdir().full_path
+    meta_train.meta_train(tiny_config(num_meta_steps=2), resumed)
+    meta_train.meta_train(tiny_config(num_meta_steps=4), resumed, resume=True)
+    a, b = rule_weights(straight), rule_weights(resumed)
+    self.assertEqual([n for n, _ in a], [n for n, _ in b])
+    for (_, x), (_, y) in zip(a, b):
+      np.testing.assert_array_equal(x, y)
+    # And the run really changed eta.
+    first = self.create_tempdir().full_path
+    meta_train.meta_train(tiny_config(num_meta_steps=1), first)
+    self.assertFalse(all(np.array_equal(x, y) for (_, x), (_, y)
+                         in zip(rule_weights(first), a)))
+
+  def test_a_half_written_checkpoint_does_not_break_resume(self):
+    workdir = self.create_tempdir().full_path
+    meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
+    ckpt_dir = os.path.join(workdir, meta_train.CHECKPOINT_DIR)
+    # A save killed before CheckpointManager records it leaves stray files only.
+    with open(os.path.join(ckpt_dir, "ckpt-3.index"), "wb") as f:
+      f.write(b"\x00garbage")
+    meta_train.meta_train(tiny_config(num_meta_steps=3), workdir, resume=True)
+    self.assertTrue(tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-3"))
+
+
+class InputErrorsTest(absltest.TestCase):
+
+  def test_unknown_environment(self):
+    with self.assertRaisesRegex(errors.ConfigError, "Unknown environment.*tabular/dense"):
+      meta_train.validate(tiny_config(**{"population.envs": ("grid/nowhere",)}))
+
+  def test_malformed_values(self):
+    for key, value in (("num_meta_steps", 0), ("population.num_envs", -1),
+                       ("strategy", "cluster"), ("meta.learning_rate", 0.0)):
+      with self.subTest(key=key), self.assertRaises(errors.ConfigError):
+        meta_train.validate(tiny_config(**{key: value}))
+
+  def test_existing_run_needs_resume_and_matching_config(self):
+    workdir = self.create_tempdir().full_path
+    meta_train.meta_train(tiny_config(num_meta_steps=1), workdir)
+    with self.assertRaisesRegex(errors.ConfigError, "--resume"):
+      meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
+    with self.assertRaisesRegex(errors.ConfigError, "another config.*hidden_size"):
+      meta_train.meta_train(tiny_config(num_meta_steps=2, **{"rule.hidden_size": 9}),
+                            workdir, resume=True)
+
+  def test_resume_without_checkpoint(self):
+    with self.assertRaisesRegex(errors.ConfigError, "no checkpoint"):
+      meta_train.meta_train(tiny_config(), self.create_tempdir().full_path, resume=True)
+
+  def test_init_rule_must_be_an_exported_rule(self):
+    bogus = self.create_tempdir().full_path
+    module = tf.Module()
+    module.f = tf.function(lambda x: {"out": x},
+                           input_signature=[tf.TensorSpec([None], tf.float32)])
+    tf.saved_model.save(module, bogus, signatures=module.f)
+    with self.assertRaises(errors.ConfigError):
+      meta_train.meta_train(tiny_config(), self.create_tempdir().full_path,
+                            init_rule=bogus)
+
+  def test_launcher_rejects_bad_override_before_work(self):
+    workdir = os.path.join(self.create_tempdir().full_path, "run")
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "launchers", "tpu_meta_train.py"),
+         f"--workdir={workdir}", "--config.population.envs=('chain/nowhere',)"],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    self.assertNotEqual(result.returncode, 0)
+    self.assertIn("Unknown environment", result.stderr)
+    self.assertFalse(os.path.exists(workdir))
+
+
+class TrainerBehaviourTest(absltest.TestCase):
+
+  def test_init_rule_starts_from_the_exported_weights(self):
+    source = self.create_tempdir().full_path
+    meta_train.meta_train(tiny_config(num_meta_steps=2), source)
+    config = tiny_config()
+    rule = meta_train.build_rule(config)
+    trainer = meta_train.trainer_lib.MetaTrainer(
+        rule, meta_train.population_spec(config), meta_train.meta_spec(config), seed=5,
+        jit_compile=False)
+    del trainer
+    export.load_rule_into(rule, os.path.join(source, meta_train.RULE_DIR))
+    exported = dict(rule_weights(source))
+    for v in rule.trainable_variables:
+      matches = [n for n, x in exported.items() if x.shape == v.shape
+                 and np.array_equal(x, v.numpy())]
+      self.assertTrue(matches, v.name)
+
+  def test_lifetimes_end_reset_and_feed_the_bandit(self):
+    config = tiny_config(**{"population.lifetime_scale": 1e-5})  # ends every step
+    trainer = meta_train.trainer_lib.MetaTrainer(
+        meta_train.build_rule(config), meta_train.population_spec(config),
+        meta_train.meta_spec(config), seed=0, jit_compile=False)
+    for _ in range(3):
+      numbers = trainer.step()
+    self.assertEqual(numbers["ended_lifetimes"], 4.0)
+    for group in trainer.groups:
+      self.assertTrue(np.all(group.read().steps.numpy() == 0))
+    counts = trainer.bandits.bandits["chain/short"].counts
+    self.assertGreater(counts.sum(), 0)
+
+  def test_non_finite_meta_gradient_is_skipped(self):
+    config = tiny_config()
+    trainer = meta_train.trainer_lib.MetaTrainer(
+        meta_train.build_rule(config), meta_train.population_spec(config),
+        meta_train.meta_spec(config), seed=0, jit_compile=False)
+    trainer.step()
+    before = [v.numpy() for v in trainer.rule.trainable_variables]
+    real_step = trainer._compiled_step
+
+    def nan_step(states):
+      grads, *rest = real_step(states)
+      return ([g * np.nan for g in grads], *rest)
+
+    with mock.patch.object(trainer, "_compiled_step", nan_step), \
+        self.assertLogs(level="WARNING") as logs:
+      numbers = trainer.step()
+    self.assertEqual(numbers["meta_gradient_finite"], 0.0)
+    self.assertIn("non-finite meta-gradient", "".join(logs.output))
+    for b, v in zip(before, trainer.rule.trainable_variables):
+      np.testing.assert_array_equal(b, v.numpy())
+
+  def test_run_writes_config_checkpoints_rule_and_summaries(self):
+    workdir = self.create_tempdir().full_path
+    meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
+    with open(os.path.join(workdir, meta_train.CONFIG_NAME)) as f:
+      self.assertEqual(json.load(f)["rule"]["hidden_size"], 8)
+    self.assertTrue(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
+    self.assertEqual(export.read_metadata(os.path.join(workdir, "rule")).hidden_size, 8)
+    self.assertTrue(os.listdir(os.path.join(workdir, "tb")))
+
+
+if __name__ == "__main__":
+  absltest.main()
