@@ -41,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.meta.bandit_exploration_bonus = 0.2  # Table 2: rho.
   config.meta.bandit_window = 10  # Appendix B.1.
   config.meta.entropy_reset_threshold = 1e-3
+  config.meta.critic_learning_rate = 0.01  # Adam, for the outer A2C's critics.
 
   config.num_meta_steps = 400
   config.checkpoint_every = 100

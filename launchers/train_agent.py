@@ -11,7 +11,9 @@ from lpg_tf import errors
 from lpg_tf.experiments import train_agent
 
 _ENV = flags.DEFINE_string("env", None, "Environment name (lpg_tf.envs.NAMES).")
-_RULE = flags.DEFINE_string("rule", "a2c", "Update rule: a2c.")
+_RULE = flags.DEFINE_string(
+    "rule", "a2c", "Update rule: a2c, or the directory of an exported LPG rule "
+    "(SavedModel, e.g. <meta-train workdir>/rule).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (new or empty).")
 _STEPS = flags.DEFINE_integer("steps", 1_000_000, "Environment steps per seed.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Independent agents trained side by side.")

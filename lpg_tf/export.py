@@ -193,9 +193,12 @@ class SavedModelRule(base.UpdateRule):
     outputs = self._serve(
         **{name: getattr(inputs, name)
            for name in SCALAR_INPUTS + VECTOR_INPUTS})
-    pi_hat = outputs["pi_hat"]
+    # The signature leaves T and B unknown; the outputs are shaped like the
+    # inputs, and static shapes keep the caller's reshapes (and XLA) simple.
+    pi_hat = tf.ensure_shape(outputs["pi_hat"], inputs.reward.shape)
+    y_hat = tf.ensure_shape(outputs["y_hat"], inputs.y.shape)
     return types.RuleOutput(
-        pi_hat=pi_hat, y_hat=outputs["y_hat"],
+        pi_hat=pi_hat, y_hat=y_hat,
         baseline_target=pi_hat if self._use_baseline else None)
 
 

@@ -68,7 +68,8 @@ def meta_spec(config: ml_collections.ConfigDict) -> trainer_lib.MetaSpec:
       bandit_temperature=m.bandit_temperature,
       bandit_exploration_bonus=m.bandit_exploration_bonus,
       bandit_window=m.bandit_window,
-      entropy_reset_threshold=m.entropy_reset_threshold)
+      entropy_reset_threshold=m.entropy_reset_threshold,
+      critic_learning_rate=m.critic_learning_rate)
 
 
 def build_rule(config: ml_collections.ConfigDict) -> lpg.LPG:

@@ -29,6 +29,7 @@ from lpg_tf.learning import optimizers
 A2C_LEARNING_RATES = {optimizers.SGD: 40.0, optimizers.ADAM: 0.002}
 DEFAULT_GAMMA = 0.99  # Table 2 samples gamma from {0.99, 0.995}.
 UNIFORM_POLICY_STEPS = 4000  # per environment, for the reference line.
+DEFAULT_PREDICTION_SIZE = 30  # m (Section 4.1), for rules that read no y.
 
 
 class TrainResult(NamedTuple):
@@ -86,7 +87,7 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
 
   Args:
     env_name: one of lpg_tf.envs.NAMES.
-    rule_name: one of lpg_tf.rules.NAMES.
+    rule_name: one of lpg_tf.rules.NAMES, or an exported rule's directory.
     workdir: where curves and summaries go; must be new or empty.
     steps: environment steps per seed (rounded up to whole updates of T x B).
     seeds: number of independent lifetimes, trained side by side.
@@ -118,7 +119,9 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
   alpha_y = preset.kl_costs[len(preset.kl_costs) // 2] if kl_cost is None else kl_cost
   os.makedirs(workdir, exist_ok=True)
 
-  agent = agents.build_agent(env.spec, num_lifetimes=seeds, seed=seed)
+  agent = agents.build_agent(
+      env.spec, num_lifetimes=seeds, seed=seed,
+      prediction_size=rule.prediction_size or DEFAULT_PREDICTION_SIZE)
   trainer = agent_trainer.AgentTrainer(
       env, agent, rule, preset.optimiser,
       learning_rate=np.full([seeds], lr, np.float32),

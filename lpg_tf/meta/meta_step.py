@@ -29,8 +29,8 @@ class GroupWindow(NamedTuple):
   """What a window produced for one group.
 
   Attributes:
-    state: the group's state after the window (theta_K, acting state, ...);
-      the critic and the lifetime counters are not yet updated.
+    state: the group's state after the window (theta_K, acting state, critic);
+      the lifetime counters are not yet updated.
     scoring_trajectory: theta_K's rollout scored by Eq. 4, `[L, T, B, ...]`.
     terms: Eq. 4's per-lifetime terms.
     return_sum: `[L]` sum of returns of the episodes completed in the window.
@@ -59,7 +59,8 @@ def window_loss(rule: rule_base.UpdateRule,
                 groups: Sequence[lifetimes.LifetimeGroup],
                 states: Sequence[lifetimes.LifetimeState],
                 num_inner_updates: int, unroll_length: int,
-                costs: meta_objective.MetaObjectiveCosts
+                costs: meta_objective.MetaObjectiveCosts,
+                critic_learning_rate: float
                ) -> Tuple[tf.Tensor, List[GroupWindow]]:
   """The meta-loss of one window, averaged over all lifetimes, and its products.
 
@@ -70,16 +71,18 @@ def window_loss(rule: rule_base.UpdateRule,
     num_inner_updates: K (Table 2: 5).
     unroll_length: T (Table 2: 20).
     costs: Eq. 4's fixed coefficients.
+    critic_learning_rate: Adam's learning rate for the critics, which take one
+      TD(lambda) step on each of the window's K + 1 rollouts.
 
   Returns:
     (scalar loss to minimise, one GroupWindow per group).
   """
   num_groups = len(groups)
 
-  def inner_update(k, params, opt_states, actors, return_sums, episodes,
-                   pi_hat_l2, y_hat_l2):
+  def inner_update(k, params, opt_states, actors, critics, return_sums,
+                   episodes, pi_hat_l2, y_hat_l2):
     """Inner update k of the window (Eq. 2) for every group at once."""
-    updates, actors = [], list(actors)
+    updates, actors, critics = [], list(actors), list(critics)
     return_sums, episodes = list(return_sums), list(episodes)
     for index, (group, state) in enumerate(zip(groups, states)):
       trajectory, actors[index] = _act(group, params[index], actors[index],
@@ -87,6 +90,9 @@ def window_loss(rule: rule_base.UpdateRule,
       total, count = rollout.completed_episode_stats(trajectory)
       return_sums[index] += total
       episodes[index] += count
+      critics[index] = critic_update(group, critics[index], trajectory,
+                                     state.gamma, critic_learning_rate,
+                                     costs.advantage_lambda)
       updates.append(update_step.GroupUpdate(
           group.agent.apply, group.optimiser, params[index], opt_states[index],
           trajectory, state.gamma, state.learning_rate, state.kl_cost))
@@ -97,18 +103,19 @@ def window_loss(rule: rule_base.UpdateRule,
       pi_hat_l2[index] += pi_l2 / num_inner_updates
       y_hat_l2[index] += y_l2 / num_inner_updates
     return (k + 1, [r[0] for r in results], [r[1] for r in results], actors,
-            return_sums, episodes, pi_hat_l2, y_hat_l2)
+            critics, return_sums, episodes, pi_hat_l2, y_hat_l2)
 
   zeros = [tf.zeros([g.num_lifetimes]) for g in groups]
   # A while loop keeps one copy of the update in the graph, so XLA compiles a
   # window in time independent of K; differentiating it needs a static bound.
-  _, params, opt_states, actors, return_sums, episodes, pi_hat_l2, y_hat_l2 = (
-      tf.while_loop(
-          lambda k, *_: k < num_inner_updates, inner_update,
-          (tf.constant(0), [s.params for s in states],
-           [s.opt_state for s in states], [s.actor for s in states], zeros,
-           zeros, zeros, zeros),
-          maximum_iterations=num_inner_updates))
+  (_, params, opt_states, actors, critics, return_sums, episodes, pi_hat_l2,
+   y_hat_l2) = tf.while_loop(
+       lambda k, *_: k < num_inner_updates, inner_update,
+       (tf.constant(0), [s.params for s in states],
+        [s.opt_state for s in states], [s.actor for s in states],
+        [Critic(s.critic_params, s.critic_opt_state) for s in states], zeros,
+        zeros, zeros, zeros),
+       maximum_iterations=num_inner_updates)
   params, opt_states, actors = list(params), list(opt_states), list(actors)
 
   windows, losses = [], []
@@ -117,14 +124,17 @@ def window_loss(rule: rule_base.UpdateRule,
                                      unroll_length)
     total, count = rollout.completed_episode_stats(trajectory)
     outputs = group.agent.apply(params[index], trajectory.observation)
-    critic_values = group.critic.apply(state.critic_params,
+    critic_values = group.critic.apply(critics[index].params,
                                        trajectory.observation).baseline
     terms = meta_objective.meta_objective(
         outputs, trajectory, critic_values, state.gamma, state.entropy_cost,
         pi_hat_l2[index], y_hat_l2[index], costs)
     losses.append(terms.loss)
-    new_state = state._replace(params=params[index],
-                               opt_state=opt_states[index], actor=actors[index])
+    critic = critic_update(group, critics[index], trajectory, state.gamma,
+                           critic_learning_rate, costs.advantage_lambda)
+    new_state = state._replace(
+        params=params[index], opt_state=opt_states[index], actor=actors[index],
+        critic_params=critic.params, critic_opt_state=critic.opt_state)
     windows.append(GroupWindow(new_state, trajectory, terms,
                                return_sums[index] + total, episodes[index] + count))
   total_lifetimes = sum(g.num_lifetimes for g in groups)
@@ -132,25 +142,31 @@ def window_loss(rule: rule_base.UpdateRule,
   return loss, windows
 
 
-def update_critic(group: lifetimes.LifetimeGroup, window: GroupWindow,
-                  advantage_lambda: float) -> lifetimes.LifetimeState:
-  """One step of the critic's TD(lambda) regression on the scoring rollout.
+class Critic(NamedTuple):
+  """A group's critics: parameters `[L, ...]` and their Adam state."""
+  params: Any
+  opt_state: Any
 
-  The critic uses the lifetime's own optimiser and alpha_lr (Table 3); it only
-  serves the meta-objective (Appendix B.1).
+
+def critic_update(group: lifetimes.LifetimeGroup, critic: Critic,
+                  trajectory: types.Trajectory, gamma: tf.Tensor,
+                  learning_rate: float, lambda_: float) -> Critic:
+  """One Adam step of the critics' TD(lambda) regression on a rollout.
+
+  The critic only serves the meta-objective (Appendix B.1); nothing here
+  depends on eta.
   """
-  state = _stop(window.state)
+  critic = _stop(critic)
   with tf.GradientTape() as tape:
-    tape.watch(state.critic_params)
-    values = group.critic.apply(state.critic_params,
-                                window.scoring_trajectory.observation).baseline
-    loss = tf.reduce_sum(meta_objective.critic_loss(
-        values, window.scoring_trajectory, state.gamma, advantage_lambda))
-  grads = tape.gradient(loss, state.critic_params)
-  critic_params, critic_opt_state = group.optimiser.update(
-      state.critic_params, grads, state.critic_opt_state, state.learning_rate)
-  return state._replace(critic_params=critic_params,
-                        critic_opt_state=critic_opt_state)
+    tape.watch(critic.params)
+    values = group.critic.apply(critic.params, trajectory.observation).baseline
+    loss = tf.reduce_sum(
+        meta_objective.critic_loss(values, trajectory, gamma, lambda_))
+  grads = tape.gradient(loss, critic.params)
+  rate = tf.fill([group.num_lifetimes], tf.constant(learning_rate, tf.float32))
+  params, opt_state = group.critic_optimiser.update(
+      critic.params, grads, critic.opt_state, rate)
+  return Critic(params, opt_state)
 
 
 def _all_finite(nest: Any) -> tf.Tensor:

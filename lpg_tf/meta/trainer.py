@@ -28,6 +28,7 @@ from lpg_tf.meta import meta_step
 from lpg_tf.rules import lpg
 
 ENTROPY_RESET_THRESHOLD = 1e-3  # nats: "the entropy of the policy becomes 0" (B.1).
+CRITIC_LEARNING_RATE = 0.01  # Adam; the paper leaves the outer A2C's critic open.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,7 @@ class MetaSpec:
     bandit_exploration_bonus: rho of Eq. 6.
     bandit_window: lifetimes averaged in R(alpha, E).
     entropy_reset_threshold: policy entropy under which a lifetime is reset.
+    critic_learning_rate: Adam's learning rate for the meta-objective's critics.
   """
   learning_rate: float = 1e-4
   costs: meta_objective.MetaObjectiveCosts = meta_objective.MetaObjectiveCosts()
@@ -71,6 +73,7 @@ class MetaSpec:
   bandit_exploration_bonus: float = bandit_lib.EXPLORATION_BONUS
   bandit_window: int = bandit_lib.WINDOW
   entropy_reset_threshold: float = ENTROPY_RESET_THRESHOLD
+  critic_learning_rate: float = CRITIC_LEARNING_RATE
 
 
 def validate_population(spec: PopulationSpec) -> None:
@@ -175,14 +178,13 @@ class MetaTrainer(tf.Module):
       tape.watch(variables)
       loss, windows = meta_step.window_loss(
           self.rule, self.groups, states, self._population.num_inner_updates,
-          self._population.unroll_length, self._meta.costs)
+          self._population.unroll_length, self._meta.costs,
+          self._meta.critic_learning_rate)
     grads = tape.gradient(loss, variables)
     new_states, ended, diverged, metrics = [], [], [], {}
     for group, window in zip(self.groups, windows):
-      state = meta_step.update_critic(group, window,
-                                      self._meta.costs.advantage_lambda)
       state, group_ended, group_diverged = meta_step.advance_lifetimes(
-          group, state, window, self._steps_per_window,
+          group, window.state, window, self._steps_per_window,
           self._meta.entropy_reset_threshold)
       new_states.append(state)
       ended.append(group_ended)

@@ -8,6 +8,7 @@ rule only states which terms its loss has (`loss_config`).
 """
 
 import abc
+from typing import Optional
 
 from lpg_tf import types
 from lpg_tf.learning import agent_update
@@ -20,6 +21,11 @@ class UpdateRule(abc.ABC):
   @abc.abstractmethod
   def loss_config(self) -> agent_update.LossConfig:
     """Which terms of the agent loss this rule's targets feed."""
+
+  @property
+  def prediction_size(self) -> Optional[int]:
+    """m, the size of the prediction vector y the rule reads; None if it reads none."""
+    return None
 
   @abc.abstractmethod
   def __call__(self, inputs: types.RuleInputs) -> types.RuleOutput:

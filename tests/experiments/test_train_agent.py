@@ -59,6 +59,25 @@ class ValidationTest(parameterized.TestCase):
     self.assertFalse(os.path.exists("/tmp/unused_lpg_tf_dir"))
 
 
+class ExportedRuleTest(parameterized.TestCase):
+
+  def test_trains_with_an_exported_lpg_rule(self):
+    from lpg_tf import export  # pylint: disable=g-import-not-at-top
+    from lpg_tf.rules import lpg  # pylint: disable=g-import-not-at-top
+    rule_dir = os.path.join(self.create_tempdir().full_path, "rule")
+    export.export_rule(lpg.LPG(hidden_size=8, prediction_size=6), rule_dir)
+    result = train_agent.train_agents(
+        "tabular/sparse", rule_dir, os.path.join(self.create_tempdir().full_path, "run"),
+        steps=2000, seeds=2, num_envs=8, log_every=4)
+    self.assertEqual(result.final_returns.shape, (2,))
+    self.assertEqual(result.env_steps, 2080)
+
+  def test_a_directory_that_is_no_rule_is_refused(self):
+    with self.assertRaises(errors.ConfigError):
+      train_agent.train_agents("chain/short", self.create_tempdir().full_path,
+                               self.create_tempdir().full_path, steps=10, seeds=1)
+
+
 class LauncherRunTest(parameterized.TestCase):
 
   def test_run_writes_curves(self):

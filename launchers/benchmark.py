@@ -1,0 +1,80 @@
+"""Benchmark meta-training throughput, with XLA and without.
+
+  python launchers/benchmark.py                                   # configs/cpu.py
+  python launchers/benchmark.py --config=configs/bench_tabular.py
+
+Each mode runs in a fresh process (so peak memory is its own). Prints compile
+time, meta-steps/s, inner-loop and scoring environment steps/s and peak memory
+for each, and as its last line one JSON object with env_steps_per_s,
+meta_steps_per_s, peak_rss_mb (XLA) and env_steps_per_s_no_xla.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from lpg_tf.experiments import benchmark
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", os.path.join(_REPO, "configs", "cpu.py"), "Config to benchmark.")
+_WARMUP = flags.DEFINE_integer("warmup_steps", 2, "Meta-steps after compilation before timing.")
+_STEPS = flags.DEFINE_integer("timed_steps", 10, "Meta-steps timed.")
+_MODE = flags.DEFINE_enum("mode", "both", ["both", "xla", "no_xla"],
+                          "both: run each mode in a subprocess and summarise.")
+
+
+def _child(mode: str) -> dict:
+  """Runs this launcher for one mode in a fresh process; returns its figures."""
+  argv = [a for a in sys.argv[1:] if not a.startswith("--mode")]
+  result = subprocess.run([sys.executable, os.path.abspath(__file__), *argv,
+                           f"--mode={mode}"], capture_output=True, text=True,
+                          check=False)
+  if result.returncode:
+    raise RuntimeError(f"benchmark mode {mode} failed:\n{result.stderr[-4000:]}")
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv):
+  del argv
+  if _MODE.value != "both":
+    figures = benchmark.measure(_CONFIG.value, _MODE.value == "xla",
+                                _WARMUP.value, _STEPS.value)
+    print(json.dumps(figures), flush=True)
+    return
+  config = _CONFIG.value
+  print(f"config {config.name}: envs {list(config.population.envs)}, "
+        f"{config.population.lifetimes_per_env} lifetimes/env, "
+        f"B={config.population.num_envs}, T={config.population.unroll_length}, "
+        f"K={config.population.num_inner_updates}, LSTM {config.rule.hidden_size}, "
+        f"m={config.population.prediction_size}", flush=True)
+  results = {}
+  for mode in ("xla", "no_xla"):
+    figures = _child(mode)
+    results[mode] = figures
+    print(f"[{mode}] compile {figures['compile_s']:.1f}s | "
+          f"{figures['meta_steps_per_s']:.3f} meta-steps/s | "
+          f"{figures['env_steps_per_s']:,.0f} inner env steps/s | "
+          f"{figures['scoring_env_steps_per_s']:,.0f} scoring env steps/s | "
+          f"peak RSS {figures['peak_rss_mb']:.0f} MiB", flush=True)
+  summary = {
+      "config": config.name,
+      "env_steps_per_s": results["xla"]["env_steps_per_s"],
+      "meta_steps_per_s": results["xla"]["meta_steps_per_s"],
+      "scoring_env_steps_per_s": results["xla"]["scoring_env_steps_per_s"],
+      "compile_s": results["xla"]["compile_s"],
+      "peak_rss_mb": results["xla"]["peak_rss_mb"],
+      "env_steps_per_s_no_xla": results["no_xla"]["env_steps_per_s"],
+      "meta_steps_per_s_no_xla": results["no_xla"]["meta_steps_per_s"],
+      "peak_rss_mb_no_xla": results["no_xla"]["peak_rss_mb"],
+  }
+  print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
