@@ -105,11 +105,18 @@ class Environment(abc.ABC):
     next_state, timestep = self.transition(state, action)
     rng, reset_seed = tf.unstack(lpg_rng.split(next_state.rng))
     next_state = next_state._replace(rng=rng)
-    reset_state, reset_timestep = self.reset(next_state.instance, reset_seed)
     ended = tf.equal(timestep.discount, 0.0)
-    state_out = select_envs(ended, reset_state, next_state)
-    observation = select_envs_tensor(ended, reset_timestep.observation,
-                                     timestep.observation)
+
+    def with_resets():
+      reset_state, reset_timestep = self.reset(next_state.instance, reset_seed)
+      return (select_envs(ended, reset_state, next_state),
+              select_envs_tensor(ended, reset_timestep.observation,
+                                 timestep.observation))
+
+    # Most steps end no episode in the whole batch; skip drawing new ones then.
+    state_out, observation = tf.cond(
+        tf.reduce_any(ended), with_resets,
+        lambda: (next_state, timestep.observation))
     return state_out, timestep._replace(observation=observation)
 
 

@@ -1,0 +1,40 @@
+"""The README's Python snippets run as written, against a real exported rule."""
+
+import os
+import re
+
+from absl.testing import absltest
+import tensorflow as tf
+
+from lpg_tf import export
+from lpg_tf.rules import lpg
+
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "README.md")
+
+
+def rule_snippets():
+  with open(README, encoding="utf-8") as f:
+    blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+  return [b for b in blocks if "runs/cpu/rule" in b]
+
+
+class ReadmeTest(absltest.TestCase):
+
+  def test_rule_snippets_run(self):
+    snippets = rule_snippets()
+    self.assertLen(snippets, 2)
+    rule_dir = os.path.join(self.create_tempdir().full_path, "rule")
+    export.export_rule(lpg.LPG(hidden_size=8, prediction_size=30), rule_dir)
+    for snippet in snippets:
+      namespace = {}
+      exec(snippet.replace("runs/cpu/rule", rule_dir), namespace)  # pylint: disable=exec-used
+      if "w_pi" in namespace:
+        self.assertTrue(bool(tf.reduce_all(tf.math.is_finite(namespace["w_pi"]))))
+        self.assertTrue(bool(tf.reduce_all(tf.math.is_finite(namespace["w_y"]))))
+      else:
+        self.assertEqual(tuple(namespace["out"]["y_hat"].shape), (3, 2, 30))
+
+
+if __name__ == "__main__":
+  absltest.main()
