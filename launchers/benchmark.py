@@ -61,7 +61,8 @@ def main(argv):
           f"{figures['meta_steps_per_s']:.3f} meta-steps/s | "
           f"{figures['env_steps_per_s']:,.0f} inner env steps/s | "
           f"{figures['scoring_env_steps_per_s']:,.0f} scoring env steps/s | "
-          f"peak RSS {figures['peak_rss_mb']:.0f} MiB", flush=True)
+          f"peak RSS {figures['peak_rss_mb']:.0f} MiB "
+          f"(steady {figures['steady_rss_mb']:.0f} MiB)", flush=True)
   summary = {
       "config": config.name,
       "env_steps_per_s": results["xla"]["env_steps_per_s"],
@@ -69,6 +70,7 @@ def main(argv):
       "scoring_env_steps_per_s": results["xla"]["scoring_env_steps_per_s"],
       "compile_s": results["xla"]["compile_s"],
       "peak_rss_mb": results["xla"]["peak_rss_mb"],
+      "steady_rss_mb": results["xla"]["steady_rss_mb"],
       "env_steps_per_s_no_xla": results["no_xla"]["env_steps_per_s"],
       "meta_steps_per_s_no_xla": results["no_xla"]["meta_steps_per_s"],
       "peak_rss_mb_no_xla": results["no_xla"]["peak_rss_mb"],

@@ -4,7 +4,8 @@
 and XLA compilation), runs warm-up steps, then times further steps. Inner-loop
 environment steps (the K rollouts that drive the agent updates) and the scoring
 rollouts of Eq. 4 are reported separately. Peak memory is the process's peak
-resident set size, so each mode is best measured in a fresh process.
+resident set size (compilation included), so each mode is best measured in a
+fresh process; steady memory is the resident set after the timed steps.
 """
 
 import resource
@@ -21,6 +22,15 @@ from lpg_tf.meta import trainer as trainer_lib
 def peak_rss_mb() -> float:
   """Peak resident set size of this process, MiB (Linux reports KiB)."""
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mb() -> float:
+  """Resident set size of this process now, MiB (from /proc on Linux)."""
+  with open("/proc/self/status") as status:
+    for line in status:
+      if line.startswith("VmRSS:"):
+        return float(line.split()[1]) / 1024.0
+  return float("nan")
 
 
 def measure(config: ml_collections.ConfigDict, jit_compile: bool,
@@ -51,4 +61,5 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
       "inner_env_steps_per_meta_step": float(trainer.inner_env_steps_per_step),
       "lifetimes": float(sum(g.num_lifetimes for g in trainer.groups)),
       "peak_rss_mb": peak_rss_mb(),
+      "steady_rss_mb": current_rss_mb(),
   }

@@ -24,6 +24,7 @@ from lpg_tf import errors
 from lpg_tf import types
 from lpg_tf.learning import agent_update
 from lpg_tf.rules import base
+from lpg_tf.rules import lstm_backward
 
 HIDDEN_SIZE = 256  # Appendix B.1: "A backward LSTM with 256 units".
 PREDICTION_SIZE = 30  # Table 2: m, the size of the prediction vector y.
@@ -69,7 +70,8 @@ class LPG(snt.Module, base.UpdateRule):
         snt.nets.MLP(self._embedding_sizes, activation=tf.nn.relu,
                      name="embedding"), num_dims=2)
     self._dtype = tf.as_dtype(dtype)
-    self._core = snt.LSTM(hidden_size, dtype=self._dtype, name="lstm")
+    self._core = lstm_backward.BackwardLSTM(hidden_size, dtype=self._dtype,
+                                            name="lstm")
     self._pi_head = snt.BatchApply(snt.Linear(1, name="pi_head"), num_dims=2)
     self._y_head = snt.BatchApply(
         snt.Linear(prediction_size, name="y_head"), num_dims=2)
@@ -117,7 +119,9 @@ class LPG(snt.Module, base.UpdateRule):
     x = tf.concat(
         [scalars, self._embedding(inputs.y), self._embedding(inputs.y_next)],
         axis=-1)  # [T, N, 4 + 2 * embedding_sizes[-1]]
-    hidden = self._unroll_backward(x, inputs.discount)  # [T, N, hidden_size]
+    # The backward LSTM with resets (Appendix B.1): h_t sees steps t.. of its own
+    # episode only; see lstm_backward.
+    hidden = self._core(x, inputs.discount)  # [T, N, hidden_size]
     pi_hat = tf.squeeze(self._pi_head(hidden), axis=-1)
     y_hat = tf.nn.softmax(self._y_head(hidden))
     return types.RuleOutput(
@@ -138,36 +142,3 @@ class LPG(snt.Module, base.UpdateRule):
             f"{self._prediction_size} (the rule's prediction_size), got "
             f"{shape}.")
 
-  def _unroll_backward(self, x: tf.Tensor, discount: tf.Tensor) -> tf.Tensor:
-    """The backward LSTM with resets (Appendix B.1; DESIGN.md idiom 3).
-
-      state_T = 0,   (h_t, c_t) = LSTM(x_t, d_t * (h_{t+1}, c_{t+1}))
-
-    so h_t depends on steps t..t' of its own episode only, where t' >= t is the
-    first step with d_t' = 0 (the transition that ends the episode).
-
-    Args:
-      x: `[T, N, input_size]` LSTM inputs.
-      discount: `[T, N]` d_t.
-
-    Returns:
-      `[T, N, hidden_size]`, the LSTM outputs h_0..h_{T-1}.
-    """
-    self._create_core_variables()
-
-    def step(next_state: snt.LSTMState, elems) -> snt.LSTMState:
-      x_t, d_t = elems
-      carried = tf.nest.map_structure(lambda s: s * d_t[:, None], next_state)
-      _, state = self._core(x_t, carried)
-      return state
-
-    initial_state = self._core.initial_state(tf.shape(x)[1])
-    states = tf.scan(step, (x, discount), initializer=initial_state,
-                     reverse=True)
-    return states.hidden
-
-  @snt.once
-  def _create_core_variables(self) -> None:
-    """Creates the LSTM's variables here, since tf.scan's body cannot."""
-    self._core(tf.zeros([1, self._input_size], self._dtype),
-               self._core.initial_state(1))

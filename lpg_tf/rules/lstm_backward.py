@@ -1,0 +1,155 @@
+"""A backward-in-time LSTM with episode resets, and its hand-written gradient.
+
+LPG's core (Appendix B.1): processing t = T-1 down to 0,
+
+  (h_t, c_t) = LSTM(x_t, d_t * (h_{t+1}, c_{t+1})),   (h_T, c_T) = 0,
+
+with Sonnet's LSTM cell (gates i, f, g, o; the forget bias folded into b), so the
+state is reset wherever step t ends an episode (d_t = 0) and nothing flows across
+episodes.
+
+Why a custom gradient: the meta-gradient back-propagates through this LSTM once per
+inner update. Under XLA on CPU, the automatic gradient of `tf.scan` accumulated
+the weight gradients step by step inside the loop and ran ~1.5x slower than
+TensorFlow's own kernels. Here, as cuDNN does, the loops hold only the recurrent
+matmul h @ W_h and elementwise work; the input projection x @ W_x (forward) and the
+weight and input gradients (backward) are single large matmuls over all T * N
+steps. The gradient is built from differentiable ops, so higher-order derivatives
+still work.
+"""
+
+from typing import Tuple
+
+import sonnet as snt
+import tensorflow as tf
+
+FORGET_BIAS = 1.0  # Sonnet's LSTM default.
+
+
+class BackwardLSTM(snt.Module):
+  """Sonnet module owning the LSTM weights; `__call__(x, discount) -> h`.
+
+  Weights are named and initialised as `snt.LSTM`'s (w_i, w_h, b; truncated
+  normal with stddev 1/sqrt(fan-in); zero biases plus the forget bias), created on
+  the first call.
+  """
+
+  def __init__(self, hidden_size: int, dtype: tf.DType = tf.float32,
+               name: str = "lstm"):
+    super().__init__(name=name)
+    self._hidden_size = hidden_size
+    self._dtype = tf.as_dtype(dtype)
+
+  @property
+  def hidden_size(self) -> int:
+    return self._hidden_size
+
+  @snt.once
+  def _initialize(self, input_size: int) -> None:
+    four_h = 4 * self._hidden_size
+    self.w_i = tf.Variable(snt.initializers.TruncatedNormal(
+        stddev=1.0 / input_size ** 0.5)([input_size, four_h], self._dtype),
+                           name="w_i")
+    self.w_h = tf.Variable(snt.initializers.TruncatedNormal(
+        stddev=1.0 / self._hidden_size ** 0.5)([self._hidden_size, four_h],
+                                              self._dtype), name="w_h")
+    forget = tf.concat([tf.zeros([self._hidden_size], self._dtype),
+                        tf.fill([self._hidden_size],
+                                tf.constant(FORGET_BIAS, self._dtype)),
+                        tf.zeros([2 * self._hidden_size], self._dtype)], 0)
+    self.b = tf.Variable(forget, name="b")
+
+  def create_variables(self, input_size: int) -> None:
+    """Creates the weights for inputs of size `input_size` (once)."""
+    with self.name_scope:
+      self._initialize(input_size)
+
+  def __call__(self, x: tf.Tensor, discount: tf.Tensor) -> tf.Tensor:
+    """`[T, N, I]` inputs and `[T, N]` d_t -> `[T, N, H]` outputs (see module doc)."""
+    self.create_variables(x.shape[-1])
+    return backward_lstm(x, discount, self.w_i, self.w_h, self.b)
+
+
+def _cell(pre_gates: tf.Tensor, cell_in: tf.Tensor) -> Tuple[tf.Tensor, ...]:
+  """Gate activations and the new state from pre-activations `[N, 4H]`."""
+  i, f, g, o = tf.split(pre_gates, 4, axis=-1)
+  i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+  cell = f * cell_in + i * g
+  hidden = o * tf.tanh(cell)
+  return hidden, cell, i, f, g, o
+
+
+def backward_lstm(x: tf.Tensor, discount: tf.Tensor, w_x: tf.Tensor,
+                  w_h: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+  """Runs the LSTM from t = T-1 down to 0 with resets; returns h `[T, N, H]`.
+
+  Args:
+    x: `[T, N, I]` inputs.
+    discount: `[T, N]` d_t, 0 where step t ends an episode.
+    w_x: `[I, 4H]` input weights (Sonnet's `w_i`).
+    w_h: `[H, 4H]` recurrent weights.
+    b: `[4H]` biases, forget bias included.
+  """
+  return _backward_lstm(x, discount, w_x, w_h, b)
+
+
+@tf.custom_gradient
+def _backward_lstm(x, discount, w_x, w_h, b):
+  hidden_size = w_h.shape[0]
+  gates_x = tf.einsum("tni,ig->tng", x, w_x) + b
+  # Zeros shaped from tensors, not from tf.shape: XLA needs static shapes inside
+  # the differentiated loops of a meta-step.
+  zero_gates = tf.zeros_like(gates_x[0])  # [N, 4H]
+  zeros = zero_gates[:, :hidden_size]  # [N, H]
+
+  def forward(carry, elems):
+    hidden_next, cell_next = carry[0], carry[1]
+    gx_t, d_t = elems
+    hidden_in = hidden_next * d_t[:, None]
+    cell_in = cell_next * d_t[:, None]
+    hidden, cell, i, f, g, o = _cell(gx_t + tf.matmul(hidden_in, w_h), cell_in)
+    return hidden, cell, i, f, g, o
+
+  initial = (zeros,) * 6
+  hidden, cell, i, f, g, o = tf.scan(forward, (gates_x, discount),
+                                     initializer=initial, reverse=True)
+
+  def grad(d_hidden):
+    # The state each step received: (h_{t+1}, c_{t+1}), zero after the last step.
+    # Derived here rather than in the forward pass, so a meta-step keeps only
+    # (h, c, i, f, g, o) of each inner update alive for its backward pass.
+    hidden_next = tf.concat([hidden[1:], zeros[None]], axis=0)
+    cell_next = tf.concat([cell[1:], zeros[None]], axis=0)
+    def backward(carry, elems):
+      d_hidden_carry, d_cell_carry = carry[0], carry[1]
+      (dh_out, d_t, c_t, c_next, h_next, i_t, f_t, g_t, o_t) = elems
+      d_h = dh_out + d_hidden_carry
+      tanh_c = tf.tanh(c_t)
+      d_c = d_cell_carry + d_h * o_t * (1.0 - tf.square(tanh_c))
+      cell_in = c_next * d_t[:, None]
+      d_pre = tf.concat([
+          d_c * g_t * i_t * (1.0 - i_t),
+          d_c * cell_in * f_t * (1.0 - f_t),
+          d_c * i_t * (1.0 - tf.square(g_t)),
+          d_h * tanh_c * o_t * (1.0 - o_t)], axis=-1)
+      d_hidden_in = tf.matmul(d_pre, w_h, transpose_b=True)
+      d_cell_in = d_c * f_t
+      d_discount = (tf.reduce_sum(d_hidden_in * h_next, -1)
+                    + tf.reduce_sum(d_cell_in * c_next, -1))
+      return (d_hidden_in * d_t[:, None], d_cell_in * d_t[:, None], d_pre,
+              d_discount)
+
+    initial_grads = (zeros, zeros, zero_gates, zero_gates[:, 0])
+    # Gradients flow the other way: from t = 0 (which read step 1's state) up.
+    _, _, d_pre, d_discount = tf.scan(
+        backward,
+        (d_hidden, discount, cell, cell_next, hidden_next, i, f, g, o),
+        initializer=initial_grads)
+    hidden_in = hidden_next * discount[..., None]
+    d_x = tf.einsum("tng,ig->tni", d_pre, w_x)
+    d_w_x = tf.einsum("tni,tng->ig", x, d_pre)
+    d_w_h = tf.einsum("tnh,tng->hg", hidden_in, d_pre)
+    d_b = tf.reduce_sum(d_pre, axis=[0, 1])
+    return d_x, d_discount, d_w_x, d_w_h, d_b
+
+  return hidden, grad
