@@ -2,6 +2,8 @@
 
   python launchers/train_agent.py --env=tabular/dense --rule=a2c --workdir=/tmp/a2c_dense \
       --steps=1000000 --seeds=3
+  python launchers/train_agent.py --env=atari/Breakout --rule=runs/cpu/rule \
+      --workdir=/tmp/lpg_breakout --steps=10000000 --num_actors=2
 """
 
 from absl import app
@@ -10,24 +12,37 @@ from absl import flags
 from lpg_tf import errors
 from lpg_tf.experiments import train_agent
 
-_ENV = flags.DEFINE_string("env", None, "Environment name (lpg_tf.envs.NAMES).")
+_ENV = flags.DEFINE_string(
+    "env", None, "Environment name (lpg_tf.envs.NAMES), or atari/<Game> "
+    "(e.g. atari/Breakout) to meta-test on Atari.")
 _RULE = flags.DEFINE_string(
     "rule", "a2c", "Update rule: a2c, or the directory of an exported LPG rule "
     "(SavedModel, e.g. <meta-train workdir>/rule).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (new or empty).")
-_STEPS = flags.DEFINE_integer("steps", 1_000_000, "Environment steps per seed.")
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Independent agents trained side by side.")
-_NUM_ENVS = flags.DEFINE_integer("num_envs", 64, "Parallel environments per seed.")
+_STEPS = flags.DEFINE_integer(
+    "steps", 1_000_000, "Environment steps per seed (Atari: agent steps; "
+    "frames = 4 x steps).")
+_SEEDS = flags.DEFINE_integer(
+    "seeds", 3, "Independent agents, trained side by side (Atari: one after "
+    "another).")
+_NUM_ENVS = flags.DEFINE_integer(
+    "num_envs", None, "Parallel environments per seed; default 64, Atari 30 "
+    "(Table 4).")
 _UNROLL = flags.DEFINE_integer("unroll_length", 20, "Steps per update (T).")
 _ACTION_SPACE = flags.DEFINE_enum("action_space", None, ["move", "move_and_collect"],
                                   "Grid worlds: 9 moves, or 9 moves + 9 collects.")
 _LR = flags.DEFINE_float("learning_rate", None, "Agent learning rate (alpha_lr).")
 _KL = flags.DEFINE_float("kl_cost", None, "Prediction KL cost (alpha_y).")
-_GAMMA = flags.DEFINE_float("gamma", train_agent.DEFAULT_GAMMA, "Discount factor.")
+_GAMMA = flags.DEFINE_float(
+    "gamma", None, f"Discount factor; default {train_agent.DEFAULT_GAMMA}, "
+    "Atari 0.995 (Table 4).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Updates between log points.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a run in --workdir.")
 _JIT = flags.DEFINE_bool("jit_compile", True, "Compile the step with XLA.")
+_NUM_ACTORS = flags.DEFINE_integer(
+    "num_actors", None, "Atari only: actor processes sharing --num_envs "
+    "(default 2); each streams trajectories to the learner through Reverb.")
 
 
 def main(argv):
@@ -42,7 +57,7 @@ def main(argv):
         unroll_length=_UNROLL.value, action_space=_ACTION_SPACE.value,
         learning_rate=_LR.value, kl_cost=_KL.value, gamma=_GAMMA.value,
         seed=_SEED.value, log_every=_LOG_EVERY.value, overwrite=_OVERWRITE.value,
-        jit_compile=_JIT.value)
+        jit_compile=_JIT.value, num_actors=_NUM_ACTORS.value)
   except errors.ConfigError as error:
     raise app.UsageError(str(error)) from error
 

@@ -5,6 +5,10 @@ work, builds L = `seeds` independent lifetimes (one per seed) of the Table 3 age
 for the environment, trains them together for `steps` environment steps each, and
 writes learning curves (TensorBoard, curve.csv, curve.png with the uniformly random
 policy's return as a reference line) to the work directory.
+
+Atari games (`atari/<Game>`, meta-testing of Section 4.5) take another road:
+`atari_training.train_atari`, the Table 4 agent trained through the Reverb
+actor/learner pipeline, one seed after another.
 """
 
 import os
@@ -28,6 +32,8 @@ from lpg_tf.learning import optimizers
 # the 15 training environments (issue 3 note).
 A2C_LEARNING_RATES = {optimizers.SGD: 40.0, optimizers.ADAM: 0.002}
 DEFAULT_GAMMA = 0.99  # Table 2 samples gamma from {0.99, 0.995}.
+DEFAULT_NUM_ENVS = 64  # B per lifetime in meta-training (Section 4.1).
+ATARI_PREFIX = "atari/"
 UNIFORM_POLICY_STEPS = 4000  # per environment, for the reference line.
 DEFAULT_PREDICTION_SIZE = 30  # m (Section 4.1), for rules that read no y.
 
@@ -46,6 +52,21 @@ class TrainResult(NamedTuple):
   random_return: Optional[float]
   env_steps: int
   env_steps_per_s: float
+
+
+def final_returns(points: np.ndarray) -> np.ndarray:
+  """Per seed, the mean of the last 10% of logging points where episodes ended.
+
+  Args:
+    points: `[logging points, seeds]` mean returns, NaN where a seed ended no
+      episode (long episodes end only every few points).
+  """
+  finals = []
+  for column in points.T:
+    finite = column[np.isfinite(column)]
+    finals.append(finite[-max(1, len(finite) // 10):].mean() if finite.size
+                  else np.nan)
+  return np.array(finals)
 
 
 def _positive(name: str, value: int) -> None:
@@ -76,35 +97,53 @@ def check_workdir(workdir: str, overwrite: bool) -> None:
 
 
 def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
-                 seeds: int, num_envs: int = 64, unroll_length: int = 20,
+                 seeds: int, num_envs: Optional[int] = None,
+                 unroll_length: int = 20,
                  action_space: Optional[str] = None,
                  learning_rate: Optional[float] = None,
                  kl_cost: Optional[float] = None,
-                 gamma: float = DEFAULT_GAMMA, seed: int = 0,
+                 gamma: Optional[float] = None, seed: int = 0,
                  log_every: int = 50, overwrite: bool = False,
-                 jit_compile: bool = True) -> TrainResult:
+                 jit_compile: bool = True,
+                 num_actors: Optional[int] = None) -> TrainResult:
   """Trains `seeds` agents for `steps` environment steps each; writes curves.
 
   Args:
-    env_name: one of lpg_tf.envs.NAMES.
+    env_name: one of lpg_tf.envs.NAMES, or an Atari game `atari/<Game>`.
     rule_name: one of lpg_tf.rules.NAMES, or an exported rule's directory.
     workdir: where curves and summaries go; must be new or empty.
     steps: environment steps per seed (rounded up to whole updates of T x B).
-    seeds: number of independent lifetimes, trained side by side.
-    num_envs: B, parallel environments per seed (64 in the paper).
+    seeds: number of independent lifetimes, trained side by side (Atari: one
+      after another).
+    num_envs: B, parallel environments per seed; default DEFAULT_NUM_ENVS, and
+      30 for Atari (Table 4).
     unroll_length: T, steps per update (20 in the paper).
     action_space: grid worlds only: envs.MOVE or envs.MOVE_AND_COLLECT.
-    learning_rate: alpha_lr; default: A2C_LEARNING_RATES for the Table 3 optimiser.
-    kl_cost: alpha_y (rules that train y); default: the middle of Table 3's grid.
-    gamma: discount factor.
+    learning_rate: alpha_lr; default: A2C_LEARNING_RATES for the Table 3
+      optimiser, Table 4's for Atari.
+    kl_cost: alpha_y (rules that train y); default: the middle of Table 3's
+      grid, Table 4's for Atari.
+    gamma: discount factor; default DEFAULT_GAMMA, Table 4's 0.995 for Atari.
     seed: seed of everything random; seed i of the run is lifetime i.
     log_every: updates between logging points.
     overwrite: allow replacing a run already in `workdir`.
     jit_compile: compile the training step with XLA.
+    num_actors: Atari only: actor processes (default 2).
   """
+  if env_name.startswith(ATARI_PREFIX):
+    return _train_atari(env_name, rule_name, workdir, steps, seeds, num_envs,
+                        unroll_length, action_space, learning_rate, kl_cost,
+                        gamma, seed, log_every, overwrite, jit_compile,
+                        num_actors)
   if env_name not in envs.NAMES:
     raise errors.ConfigError(
-        f"Unknown --env {env_name!r}; valid: {', '.join(envs.NAMES)}")
+        f"Unknown --env {env_name!r}; valid: {', '.join(envs.NAMES)}, or "
+        f"{ATARI_PREFIX}<Game> (e.g. {ATARI_PREFIX}Breakout)")
+  if num_actors is not None:
+    raise errors.ConfigError(
+        f"--num_actors applies to Atari games only, not {env_name}")
+  num_envs = DEFAULT_NUM_ENVS if num_envs is None else num_envs
+  gamma = DEFAULT_GAMMA if gamma is None else gamma
   if action_space is not None and not envs.is_grid(env_name):
     raise errors.ConfigError(
         f"--action_space applies to grid worlds only, not {env_name}")
@@ -171,11 +210,41 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
   random_return = agent_trainer.random_policy_return(
       env, num_envs, max(UNIFORM_POLICY_STEPS, 2 * env.spec.max_episode_steps), seed)
   png = writer.close(random_return)
-  tail = np.array(points[-max(1, len(points) // 10):])
-  with np.errstate(all="ignore"):
-    final = np.nanmean(tail, axis=0)
+  final = final_returns(np.array(points))
   rate = num_updates * trainer.env_steps_per_update * seeds / max(total_time, 1e-9)
   logging.info("Done: final return per seed %s (random policy %s); curves in %s",
                np.array2string(final, precision=3), random_return, png)
   return TrainResult(final, random_return,
                      num_updates * trainer.env_steps_per_update, rate)
+
+
+def _train_atari(env_name: str, rule_name: str, workdir: str, steps: int,
+                 seeds: int, num_envs: Optional[int], unroll_length: int,
+                 action_space: Optional[str], learning_rate: Optional[float],
+                 kl_cost: Optional[float], gamma: Optional[float], seed: int,
+                 log_every: int, overwrite: bool, jit_compile: bool,
+                 num_actors: Optional[int]) -> TrainResult:
+  """`train_agents` for `atari/<Game>`: `atari_training.train_atari`.
+
+  Imported here only, so toy-environment runs need neither Reverb nor the ALE.
+  """
+  # pylint: disable=g-import-not-at-top
+  from lpg_tf.envs import atari
+  from lpg_tf.experiments import atari_training
+  # pylint: enable=g-import-not-at-top
+  if action_space is not None:
+    raise errors.ConfigError(
+        f"--action_space applies to grid worlds only, not {env_name}")
+  result = atari_training.train_atari(
+      env_name, rule_name, workdir, steps, seeds,
+      num_actors=(atari_training.DEFAULT_NUM_ACTORS if num_actors is None
+                  else num_actors),
+      num_envs=agents.ATARI.num_envs if num_envs is None else num_envs,
+      unroll_length=unroll_length, learning_rate=learning_rate,
+      kl_cost=kl_cost, gamma=gamma, seed=seed, log_every=log_every,
+      overwrite=overwrite, jit_compile=jit_compile)
+  return TrainResult(
+      final_returns=result.final_returns,
+      random_return=atari.random_score(env_name),
+      env_steps=result.env_steps,
+      env_steps_per_s=result.frames_per_s / atari.FRAME_SKIP)

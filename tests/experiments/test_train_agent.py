@@ -59,6 +59,14 @@ class ValidationTest(parameterized.TestCase):
     self.assertFalse(os.path.exists("/tmp/unused_lpg_tf_dir"))
 
 
+class FinalReturnTest(parameterized.TestCase):
+
+  def test_ignores_points_without_episodes(self):
+    points = np.array([[1.0, np.nan], [np.nan, 2.0], [3.0, np.nan], [np.nan, np.nan]])
+    np.testing.assert_array_equal(train_agent.final_returns(points), [3.0, 2.0])
+    self.assertTrue(np.isnan(train_agent.final_returns(np.full((2, 1), np.nan))[0]))
+
+
 class ExportedRuleTest(parameterized.TestCase):
 
   def test_trains_with_an_exported_lpg_rule(self):

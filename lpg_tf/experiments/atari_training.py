@@ -1,0 +1,277 @@
+"""Meta-testing on Atari (Section 4.5, Appendix B.2): train agents from scratch.
+
+The Atari side of `launchers/train_agent.py` (`--env=atari/<Game>`). For each seed,
+a fresh Table 4 agent (C(32)-C(64)-C(64)-D(512), Adam, alpha_lr 0.0005,
+alpha_y 0.5, gamma 0.995, T = 20, 30 environments) is trained by an update rule
+through the Reverb actor/learner pipeline (`lpg_tf.distributed.pipeline`):
+actor processes play the game with the latest parameters and stream unrolls, the
+learner applies the rule's update (`update_step.update`, L = 1) to batches of all
+30 environments.
+
+  * An exported LPG rule is used with Eq. 7's action-independent baseline
+    (Appendix B.2: "subtracting a baseline slightly improves the performance on
+    Atari games"), whatever its export says; "a2c" is the hand-designed rule.
+  * Seeds run one after another, each with its own server and actors.
+  * `steps` counts agent steps per seed (transitions the learner consumed);
+    frames = steps x 4 (frame skip), the paper's x axis (Figure 10).
+
+Output in `workdir`, written as training goes:
+  * `curve.csv`: seed, env_steps, frames, episode_return (mean raw score of the
+    episodes that ended since the previous point), episodes, human_normalised
+    (empty for games without reference scores);
+  * `tb/`: TensorBoard scalars against frames: episode_return/seed_i,
+    human_normalised/seed_i, loss, policy_entropy and frames_per_s per seed;
+  * `curve.png` (at the end): return against frames, one line per seed, their
+    mean with a shaded standard-error band, and the random agent's reference
+    score as a dashed line.
+
+Progress: every `log_every` updates a line with frames done, the recent return
+(and human-normalised score), policy entropy, frames/s (frames the learner
+consumed per wall-clock second since the first update, so actor start-up and
+XLA compilation are excluded) and an estimate of the time left.
+"""
+
+import csv
+import math
+import os
+import time
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from lpg_tf import agents
+from lpg_tf import errors
+from lpg_tf import rules
+from lpg_tf.analysis import curves
+from lpg_tf.distributed import learner as learner_lib
+from lpg_tf.distributed import pipeline as pipeline_lib
+from lpg_tf.envs import atari
+from lpg_tf.experiments import train_agent
+from lpg_tf.rules import base as rule_base
+
+DEFAULT_NUM_ACTORS = 2  # one per core of a 2-core machine.
+CSV_FIELDS = ("seed", "env_steps", "frames", "episode_return", "episodes",
+              "human_normalised")
+
+
+class AtariResult(NamedTuple):
+  """Summary of a finished run.
+
+  Attributes:
+    final_returns: `[seeds]` mean raw return over the last 10% of logging
+      points that saw episodes end (NaN for a seed that ended no episode).
+    final_human_normalised: `[seeds]` the same, human-normalised; None for games
+      without reference scores.
+    env_steps: agent steps per seed.
+    frames: frames per seed (env_steps x 4).
+    frames_per_s: training throughput, mean over seeds.
+  """
+  final_returns: np.ndarray
+  final_human_normalised: Optional[np.ndarray]
+  env_steps: int
+  frames: int
+  frames_per_s: float
+
+
+def _positive(name: str, value: Optional[float]) -> None:
+  if value is None or value <= 0:
+    raise errors.ConfigError(f"--{name} must be positive, got {value!r}")
+
+
+def atari_rule(rule_name: str) -> rule_base.UpdateRule:
+  """A2C, or an exported LPG rule with the Eq. 7 baseline (Appendix B.2)."""
+  if rule_name not in rules.NAMES and rule_name and os.path.isdir(rule_name):
+    from lpg_tf import export  # pylint: disable=g-import-not-at-top
+    return export.SavedModelRule(rule_name, use_baseline=True)
+  return rules.make(rule_name)
+
+
+class _CurveLog:
+  """curve.csv and TensorBoard rows, written as each seed trains."""
+
+  def __init__(self, workdir: str, game: str):
+    self._game = game
+    self._rows: List[Dict[str, float]] = []
+    self._file = open(os.path.join(workdir, curves.CSV_NAME), "w", newline="")
+    self._csv = csv.DictWriter(self._file, fieldnames=CSV_FIELDS)
+    self._csv.writeheader()
+    self._summary = tf.summary.create_file_writer(
+        os.path.join(workdir, curves.TB_DIR))
+
+  @property
+  def rows(self) -> List[Dict[str, float]]:
+    return self._rows
+
+  def write(self, seed: int, env_steps: int, episode_return: float,
+            episodes: int, scalars: Dict[str, float]) -> Optional[float]:
+    """Appends one point of one seed; returns its human-normalised score."""
+    frames = env_steps * atari.FRAME_SKIP
+    normalised = (None if math.isnan(episode_return)
+                  else atari.human_normalised(self._game, episode_return))
+    row = {"seed": seed, "env_steps": env_steps, "frames": frames,
+           "episode_return": episode_return, "episodes": episodes,
+           "human_normalised": "" if normalised is None else normalised}
+    self._rows.append(row)
+    self._csv.writerow(row)
+    self._file.flush()
+    with self._summary.as_default(step=frames):
+      if not math.isnan(episode_return):
+        tf.summary.scalar(f"episode_return/seed_{seed}", episode_return)
+      if normalised is not None:
+        tf.summary.scalar(f"human_normalised/seed_{seed}", normalised)
+      for name, value in scalars.items():
+        tf.summary.scalar(f"{name}/seed_{seed}", value)
+    return normalised
+
+  def close(self) -> None:
+    self._file.close()
+    self._summary.flush()
+
+
+def train_atari(game: str, rule_name: str, workdir: str, steps: int,
+                seeds: int, num_actors: int = DEFAULT_NUM_ACTORS,
+                num_envs: int = agents.ATARI.num_envs,
+                unroll_length: int = agents.ATARI.trajectory_length,
+                learning_rate: Optional[float] = None,
+                kl_cost: Optional[float] = None, gamma: Optional[float] = None,
+                seed: int = 0, log_every: int = 50, overwrite: bool = False,
+                jit_compile: bool = True,
+                max_episode_frames: int = atari.MAX_EPISODE_FRAMES,
+                sample_timeout_s: float = pipeline_lib.DEFAULT_SAMPLE_TIMEOUT_S
+               ) -> AtariResult:
+  """Trains `seeds` fresh agents on `game`, one after another; writes curves.
+
+  Every argument is checked before any work starts.
+
+  Args:
+    game: `atari/<Game>`, any game ale-py ships.
+    rule_name: "a2c", or the directory of an exported LPG rule.
+    workdir: where curves and summaries go; must be new or empty.
+    steps: agent steps per seed (rounded up to whole updates of T x num_envs).
+    seeds: independent agents; seed i uses seed + i.
+    num_actors: actor processes; num_envs must be a multiple.
+    num_envs: B, environments over all actors (30 in Table 4).
+    unroll_length: T (20 in Table 4).
+    learning_rate, kl_cost, gamma: alpha_lr, alpha_y, gamma; default Table 4's.
+    seed: the first seed.
+    log_every: updates between logging points.
+    overwrite: allow replacing a run already in `workdir`.
+    jit_compile: compile the learner's step with XLA.
+    max_episode_frames: episodes are cut after this many frames.
+    sample_timeout_s: the learner's longest wait for actors' data.
+
+  Raises:
+    ConfigError: an unknown game or rule, a bad count, or a used workdir.
+    NoTrajectoriesError, ActorFailureError: the actors stopped delivering.
+  """
+  spec = atari.spec(game, max_episode_frames)
+  for name, value in (("steps", steps), ("seeds", seeds),
+                      ("unroll_length", unroll_length),
+                      ("log_every", log_every),
+                      ("max_episode_frames", max_episode_frames),
+                      ("sample_timeout_s", sample_timeout_s)):
+    _positive(name, value)
+  pipeline_lib.check_actor_counts(num_envs, num_actors)
+  preset = agents.ATARI
+  lr = preset.learning_rate if learning_rate is None else learning_rate
+  alpha_y = preset.kl_cost if kl_cost is None else kl_cost
+  discount = preset.discount if gamma is None else gamma
+  rule = atari_rule(rule_name)
+  train_agent.check_workdir(workdir, overwrite)
+  os.makedirs(workdir, exist_ok=True)
+
+  steps_per_update = unroll_length * num_envs
+  num_updates = -(-steps // steps_per_update)
+  prediction_size = rule.prediction_size or train_agent.DEFAULT_PREDICTION_SIZE
+  log = _CurveLog(workdir, spec.name)
+  logging.info(
+      "Training %d seeds on %s with %s: %d updates of %d steps (%d frames) "
+      "each, %d actors x %d environments (alpha_lr=%g, alpha_y=%g, gamma=%g)",
+      seeds, spec.name, rule_name, num_updates, steps_per_update,
+      steps_per_update * atari.FRAME_SKIP, num_actors, num_envs // num_actors,
+      lr, alpha_y, discount)
+  final_returns, rates = [], []
+  try:
+    for index in range(seeds):
+      run_seed = seed + index
+      agent = agents.build_agent(spec, num_lifetimes=1, seed=run_seed,
+                                 prediction_size=prediction_size,
+                                 torso=preset.torso)
+      with pipeline_lib.AtariPipeline(
+          spec.name, num_actors, num_envs, unroll_length,
+          {k: v.numpy() for k, v in agent.params.items()}, seed=run_seed,
+          sample_timeout_s=sample_timeout_s,
+          max_episode_frames=max_episode_frames) as pipeline:
+        learner = learner_lib.Learner(
+            agent, rule, preset.optimiser, lr, alpha_y, discount,
+            pipeline.trajectories(), jit_compile=jit_compile)
+        points, rate = _train_seed(learner, pipeline, log, index, seeds,
+                                   num_updates, log_every, spec.name)
+      finite = [p for p in points if not math.isnan(p)]
+      final_returns.append(np.mean(finite[-max(1, len(points) // 10):])
+                           if finite else math.nan)
+      rates.append(rate)
+  finally:
+    log.close()
+  title = (f"{rule_name} on {spec.name} ({seeds} seeds, {num_actors} actors, "
+           f"B={num_envs}, T={unroll_length})")
+  png = curves.plot_curves(log.rows, os.path.join(workdir, curves.PNG_NAME),
+                           title, atari.random_score(spec.name),
+                           x_label="frames", x_scale=atari.FRAME_SKIP)
+  final = np.array(final_returns)
+  normalised = None
+  if atari.random_score(spec.name) is not None:
+    normalised = np.array([atari.human_normalised(spec.name, r) for r in final])
+  logging.info("Done: final return per seed %s (human-normalised %s); curves "
+               "in %s", np.array2string(final, precision=2),
+               "n/a" if normalised is None else
+               np.array2string(normalised, precision=3), png)
+  env_steps = num_updates * steps_per_update
+  return AtariResult(final, normalised, env_steps,
+                     env_steps * atari.FRAME_SKIP, float(np.mean(rates)))
+
+
+def _train_seed(learner: learner_lib.Learner,
+                pipeline: pipeline_lib.AtariPipeline, log: _CurveLog,
+                index: int, seeds: int, num_updates: int, log_every: int,
+                game: str) -> Tuple[List[float], float]:
+  """The update loop of one seed; returns (its logged returns, frames/s)."""
+  returns: List[float] = []
+  points: List[float] = []
+  first_update_done = None
+  steps = steps_at_first = 0
+  for update in range(1, num_updates + 1):
+    metrics = learner.step()
+    pipeline.publish(update, learner.params())
+    pipeline.check_actors()
+    steps += metrics.env_steps
+    returns.extend(metrics.episode_returns.tolist())
+    if first_update_done is None:
+      first_update_done, steps_at_first = time.time(), steps
+    if update % log_every and update != num_updates:
+      continue
+    elapsed = time.time() - first_update_done
+    frames_per_s = ((steps - steps_at_first) * atari.FRAME_SKIP
+                    / max(elapsed, 1e-9))
+    episode_return = float(np.mean(returns)) if returns else math.nan
+    scalars = {"loss": metrics.loss, "policy_entropy": metrics.policy_entropy}
+    if frames_per_s > 0:
+      scalars["frames_per_s"] = frames_per_s
+    normalised = log.write(index, steps, episode_return, len(returns), scalars)
+    frames_left = (num_updates - update) * metrics.env_steps * atari.FRAME_SKIP
+    logging.info(
+        "%s seed %d/%d | frames %d/%d | return %.2f%s over %d episodes | "
+        "entropy %.3f | %s", game, index + 1, seeds, steps * atari.FRAME_SKIP,
+        num_updates * metrics.env_steps * atari.FRAME_SKIP, episode_return,
+        "" if normalised is None else f" (human-normalised {normalised:.3f})",
+        len(returns), metrics.policy_entropy,
+        f"{frames_per_s:.0f} frames/s | ~{frames_left / frames_per_s:.0f}s left"
+        if frames_per_s > 0 else "frames/s from the next point on")
+    points.append(episode_return)
+    returns = []
+  elapsed = time.time() - first_update_done
+  rate = ((steps - steps_at_first) * atari.FRAME_SKIP / elapsed
+          if elapsed > 0 and steps > steps_at_first else math.nan)
+  return points, rate
