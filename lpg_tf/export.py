@@ -56,7 +56,7 @@ def export_rule(rule: lpg.LPG, path: str) -> None:
     rule: the LPG module; built here if it has not been called yet.
     path: the SavedModel directory to write (local filesystem).
   """
-  _build(rule)
+  rule.build()
   path = os.path.abspath(path)
   parent, name = os.path.split(path)
   os.makedirs(parent, exist_ok=True)
@@ -130,7 +130,7 @@ def load_rule_into(rule: lpg.LPG, path: str) -> None:
     raise errors.ConfigError(
         f"The SavedModel at {path!r} does not match its {METADATA_PATH}: it "
         "was not written by export_rule.")
-  _build(rule)
+  rule.build()
   saved = dict(loaded.weights)
   expected = {_variable_key(rule, v): v for v in rule.variables}
   if set(saved) != set(expected):
@@ -225,14 +225,6 @@ class _ExportedRule(tf.Module):
       return {"pi_hat": outputs.pi_hat, "y_hat": outputs.y_hat}
 
     self.serve = serve
-
-
-def _build(rule: lpg.LPG) -> None:
-  """Creates the rule's variables: calls it on a `[1, 1]` trajectory."""
-  scalar = tf.zeros([1, 1])
-  vector = tf.fill([1, 1, rule.prediction_size], 1.0 / rule.prediction_size)
-  rule(types.RuleInputs(reward=scalar, discount=scalar + 1.0, gamma=scalar,
-                        pi_a=scalar, y=vector, y_next=vector, baseline=None))
 
 
 def _variable_key(rule: lpg.LPG, variable: tf.Variable) -> str:

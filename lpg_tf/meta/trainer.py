@@ -20,7 +20,6 @@ import tensorflow as tf
 from lpg_tf import agents
 from lpg_tf import envs
 from lpg_tf import errors
-from lpg_tf import types
 from lpg_tf.meta import bandit as bandit_lib
 from lpg_tf.meta import lifetimes
 from lpg_tf.meta import meta_objective
@@ -108,15 +107,6 @@ def _group_layout(spec: PopulationSpec):
   return layout
 
 
-def build_rule_variables(rule: lpg.LPG) -> None:
-  """Creates the rule's variables by calling it once on a one-step trajectory."""
-  scalar = tf.zeros([1, 1])
-  vector = tf.fill([1, 1, rule.prediction_size], 1.0 / rule.prediction_size)
-  rule(types.RuleInputs(reward=scalar, discount=scalar + 1.0, gamma=scalar,
-                        pi_a=scalar, y=vector, y_next=vector,
-                        baseline=tf.zeros([2, 1])))
-
-
 class MetaTrainer(tf.Module):
   """Meta-trains an LPG rule on a population of lifetimes."""
 
@@ -145,7 +135,7 @@ class MetaTrainer(tf.Module):
           "run with the default strategy (one device)")
     with self._strategy.scope():
       self.rule = rule
-      build_rule_variables(rule)
+      rule.build()
       self.meta_optimiser = snt.optimizers.Adam(meta.learning_rate)
       self.groups: List[lifetimes.LifetimeGroup] = []
       for index, (name, space, count) in enumerate(_group_layout(population)):

@@ -128,6 +128,15 @@ class LPG(snt.Module, base.UpdateRule):
         pi_hat=pi_hat, y_hat=y_hat,
         baseline_target=pi_hat if self._use_baseline else None)
 
+  def build(self) -> None:
+    """Creates the rule's variables (Sonnet creates them on the first call) by
+    calling the rule on a one-step trajectory; a no-op once they exist."""
+    scalar = tf.zeros([1, 1], self._dtype)
+    vector = tf.fill([1, 1, self._prediction_size],
+                     tf.constant(1.0 / self._prediction_size, self._dtype))
+    self(types.RuleInputs(reward=scalar, discount=scalar + 1.0, gamma=scalar,
+                          pi_a=scalar, y=vector, y_next=vector, baseline=None))
+
   def _check_shapes(self, inputs: types.RuleInputs) -> None:
     """Static rank and m checks, so a wrong axis fails before any compute."""
     for field in ("reward", "discount", "gamma", "pi_a"):
