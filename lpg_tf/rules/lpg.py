@@ -72,9 +72,8 @@ class LPG(snt.Module, base.UpdateRule):
     self._dtype = tf.as_dtype(dtype)
     self._core = lstm_backward.BackwardLSTM(hidden_size, dtype=self._dtype,
                                             name="lstm")
-    self._pi_head = snt.BatchApply(snt.Linear(1, name="pi_head"), num_dims=2)
-    self._y_head = snt.BatchApply(
-        snt.Linear(prediction_size, name="y_head"), num_dims=2)
+    self._pi_head = snt.Linear(1, name="pi_head")
+    self._y_head = snt.Linear(prediction_size, name="y_head")
     if use_baseline:
       self._loss_config = agent_update.LossConfig(subtract_baseline=True,
                                                   baseline_cost=1.0)
@@ -120,13 +119,24 @@ class LPG(snt.Module, base.UpdateRule):
         [scalars, self._embedding(inputs.y), self._embedding(inputs.y_next)],
         axis=-1)  # [T, N, 4 + 2 * embedding_sizes[-1]]
     # The backward LSTM with resets (Appendix B.1): h_t sees steps t.. of its own
-    # episode only; see lstm_backward.
-    hidden = self._core(x, inputs.discount)  # [T, N, hidden_size]
-    pi_hat = tf.squeeze(self._pi_head(hidden), axis=-1)
-    y_hat = tf.nn.softmax(self._y_head(hidden))
+    # episode only. Both heads are read out inside the LSTM op (lstm_backward),
+    # whose gradient recomputes h instead of keeping it.
+    self._create_heads()
+    w_out = tf.concat([self._pi_head.w, self._y_head.w], axis=1)
+    b_out = tf.concat([self._pi_head.b, self._y_head.b], axis=0)
+    outputs = self._core(x, inputs.discount, w_out, b_out)  # [T, N, 1 + m]
+    pi_hat = outputs[..., 0]
+    y_hat = tf.nn.softmax(outputs[..., 1:])
     return types.RuleOutput(
         pi_hat=pi_hat, y_hat=y_hat,
         baseline_target=pi_hat if self._use_baseline else None)
+
+  @snt.once
+  def _create_heads(self) -> None:
+    """Creates the heads' variables (snt.Linear makes them on a first call)."""
+    hidden = tf.zeros([1, self._hidden_size], self._dtype)
+    self._pi_head(hidden)
+    self._y_head(hidden)
 
   def build(self) -> None:
     """Creates the rule's variables (Sonnet creates them on the first call) by

@@ -64,10 +64,11 @@ class BackwardLSTM(snt.Module):
     with self.name_scope:
       self._initialize(input_size)
 
-  def __call__(self, x: tf.Tensor, discount: tf.Tensor) -> tf.Tensor:
-    """`[T, N, I]` inputs and `[T, N]` d_t -> `[T, N, H]` outputs (see module doc)."""
+  def __call__(self, x: tf.Tensor, discount: tf.Tensor, w_out: tf.Tensor,
+               b_out: tf.Tensor) -> tf.Tensor:
+    """`[T, N, I]` inputs and `[T, N]` d_t -> `[T, N, K]` read-outs h @ w_out + b_out."""
     self.create_variables(x.shape[-1])
-    return backward_lstm(x, discount, self.w_i, self.w_h, self.b)
+    return backward_lstm(x, discount, self.w_i, self.w_h, self.b, w_out, b_out)
 
 
 def _cell(pre_gates: tf.Tensor, cell_in: tf.Tensor) -> Tuple[tf.Tensor, ...]:
@@ -80,8 +81,13 @@ def _cell(pre_gates: tf.Tensor, cell_in: tf.Tensor) -> Tuple[tf.Tensor, ...]:
 
 
 def backward_lstm(x: tf.Tensor, discount: tf.Tensor, w_x: tf.Tensor,
-                  w_h: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-  """Runs the LSTM from t = T-1 down to 0 with resets; returns h `[T, N, H]`.
+                  w_h: tf.Tensor, b: tf.Tensor, w_out: tf.Tensor,
+                  b_out: tf.Tensor) -> tf.Tensor:
+  """Runs the LSTM from t = T-1 down to 0 with resets, then a linear read-out.
+
+  Returns `h_t @ w_out + b_out`, `[T, N, K]`. The read-out lives inside the op so
+  that its gradient can recompute h from the cell state and output gate it keeps
+  anyway: a meta-step then holds no extra copy of h per inner update.
 
   Args:
     x: `[T, N, I]` inputs.
@@ -89,12 +95,14 @@ def backward_lstm(x: tf.Tensor, discount: tf.Tensor, w_x: tf.Tensor,
     w_x: `[I, 4H]` input weights (Sonnet's `w_i`).
     w_h: `[H, 4H]` recurrent weights.
     b: `[4H]` biases, forget bias included.
+    w_out: `[H, K]` read-out weights (the identity gives h itself).
+    b_out: `[K]` read-out biases.
   """
-  return _backward_lstm(x, discount, w_x, w_h, b)
+  return _backward_lstm(x, discount, w_x, w_h, b, w_out, b_out)
 
 
 @tf.custom_gradient
-def _backward_lstm(x, discount, w_x, w_h, b):
+def _backward_lstm(x, discount, w_x, w_h, b, w_out, b_out):
   hidden_size = w_h.shape[0]
   gates_x = tf.einsum("tni,ig->tng", x, w_x) + b
   # Zeros shaped from tensors, not from tf.shape: XLA needs static shapes inside
@@ -113,13 +121,19 @@ def _backward_lstm(x, discount, w_x, w_h, b):
   initial = (zeros,) * 6
   hidden, cell, i, f, g, o = tf.scan(forward, (gates_x, discount),
                                      initializer=initial, reverse=True)
+  outputs = tf.einsum("tnh,hk->tnk", hidden, w_out) + b_out
 
-  def grad(d_hidden):
-    # The state each step received: (h_{t+1}, c_{t+1}), zero after the last step.
-    # Derived here rather than in the forward pass, so a meta-step keeps only
-    # (h, c, i, f, g, o) of each inner update alive for its backward pass.
-    hidden_next = tf.concat([hidden[1:], zeros[None]], axis=0)
+  def grad(d_outputs):
+    # h recomputed as o * tanh(c), so a meta-step keeps only (c, i, f, g, o) of
+    # each inner update alive for its backward pass. The state each step
+    # received is (h_{t+1}, c_{t+1}), zero after the last step.
+    hidden_again = o * tf.tanh(cell)
+    d_hidden = tf.einsum("tnk,hk->tnh", d_outputs, w_out)
+    d_w_out = tf.einsum("tnh,tnk->hk", hidden_again, d_outputs)
+    d_b_out = tf.reduce_sum(d_outputs, axis=[0, 1])
+    hidden_next = tf.concat([hidden_again[1:], zeros[None]], axis=0)
     cell_next = tf.concat([cell[1:], zeros[None]], axis=0)
+
     def backward(carry, elems):
       d_hidden_carry, d_cell_carry = carry[0], carry[1]
       (dh_out, d_t, c_t, c_next, h_next, i_t, f_t, g_t, o_t) = elems
@@ -150,6 +164,6 @@ def _backward_lstm(x, discount, w_x, w_h, b):
     d_w_x = tf.einsum("tni,tng->ig", x, d_pre)
     d_w_h = tf.einsum("tnh,tng->hg", hidden_in, d_pre)
     d_b = tf.reduce_sum(d_pre, axis=[0, 1])
-    return d_x, d_discount, d_w_x, d_w_h, d_b
+    return d_x, d_discount, d_w_x, d_w_h, d_b, d_w_out, d_b_out
 
-  return hidden, grad
+  return outputs, grad

@@ -40,7 +40,9 @@ class BackwardLstmTest(absltest.TestCase):
     self.probe = tf.constant(rng.normal(size=(T, N, H)))
 
   def ours(self, x, discount):
-    return lstm_backward.backward_lstm(x, discount, *self.weights)
+    identity = tf.eye(H, dtype=tf.float64)
+    return lstm_backward.backward_lstm(x, discount, *self.weights, identity,
+                                       tf.zeros([H], tf.float64))
 
   def test_outputs_match(self):
     np.testing.assert_allclose(self.ours(self.x, self.discount).numpy(),
@@ -74,6 +76,29 @@ class BackwardLstmTest(absltest.TestCase):
       results.append(outer.gradient(probe, self.x))
     np.testing.assert_allclose(results[0].numpy(), results[1].numpy(),
                                rtol=1e-9, atol=1e-11)
+
+  def test_read_out_and_its_gradient(self):
+    rng = np.random.default_rng(3)
+    w_out = tf.constant(rng.normal(size=(H, 2)))
+    b_out = tf.constant(rng.normal(size=(2,)))
+    probe = tf.constant(rng.normal(size=(T, N, 2)))
+    results = []
+    for fused in (True, False):
+      with tf.GradientTape() as tape:
+        tape.watch([self.x, w_out, b_out])
+        if fused:
+          out = lstm_backward.backward_lstm(self.x, self.discount, *self.weights,
+                                            w_out, b_out)
+        else:
+          out = tf.einsum("tnh,hk->tnk", self.ours(self.x, self.discount),
+                          w_out) + b_out
+        loss = tf.reduce_sum(out * probe)
+      results.append([out] + tape.gradient(loss, [self.x, w_out, b_out,
+                                                  *self.weights]))
+    for a, b in zip(*results):
+      np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(),
+                                 tf.convert_to_tensor(b).numpy(),
+                                 rtol=1e-10, atol=1e-12)
 
   def test_weights_are_named_and_initialised_as_sonnets(self):
     self.assertEqual(sorted(v.name for v in self.module.variables),
