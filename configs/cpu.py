@@ -43,7 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.meta.entropy_reset_threshold = 1e-3
   config.meta.critic_learning_rate = 0.01  # Adam, for the outer A2C's critics.
 
-  config.num_meta_steps = 1500  # ~3-4 minutes on 2 cores, compilation included.
+  config.num_meta_steps = 1500  # ~3 minutes on 2 cores, compilation included.
   config.checkpoint_every = 250
   config.log_every = 10
   return config
