@@ -13,6 +13,7 @@ import tensorflow as tf
 from lpg_tf import rng as lpg_rng
 from lpg_tf import types
 from lpg_tf.envs import base as env_base
+from lpg_tf.learning import layout
 
 ApplyFn = Callable[[Any, tf.Tensor], types.AgentOutput]
 
@@ -110,11 +111,8 @@ def unroll(apply_fn: ApplyFn, params: Any, env: env_base.Environment,
            discount_ta, return_ta),
           maximum_iterations=num_steps))
 
-  def stacked(ta: tf.TensorArray) -> tf.Tensor:
-    x = ta.stack()  # [T(+1), L * B, ...]
-    x = tf.reshape(x, [x.shape[0], num_lifetimes, -1] + x.shape[2:].as_list())
-    perm = [1, 0] + list(range(2, len(x.shape)))
-    return tf.transpose(x, perm)  # [L, T(+1), B, ...]
+  def stacked(ta: tf.TensorArray) -> tf.Tensor:  # [L, T(+1), B, ...]
+    return layout.to_lifetime_major(ta.stack(), num_lifetimes)
 
   trajectory = types.Trajectory(
       observation=stacked(obs_ta), action=stacked(action_ta),

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from lpg_tf import types
 from lpg_tf.learning import agent_update
+from lpg_tf.learning import layout
 from lpg_tf.learning import optimizers
 from lpg_tf.learning import rollout
 from lpg_tf.rules import base as rule_base
@@ -33,20 +34,6 @@ class UpdateInfo(NamedTuple):
   outputs: types.AgentOutput
 
 
-def _flatten_lifetimes(x: tf.Tensor) -> tf.Tensor:
-  """`[L, T, B, ...]` -> `[T, L * B, ...]`."""
-  perm = [1, 0] + list(range(2, len(x.shape)))
-  x = tf.transpose(x, perm)
-  return tf.reshape(x, [x.shape[0], -1] + x.shape[3:].as_list())
-
-
-def _unflatten_lifetimes(x: tf.Tensor, num_lifetimes: int) -> tf.Tensor:
-  """`[T, L * B, ...]` -> `[L, T, B, ...]`."""
-  x = tf.reshape(x, [x.shape[0], num_lifetimes, -1] + x.shape[2:].as_list())
-  perm = [1, 0] + list(range(2, len(x.shape)))
-  return tf.transpose(x, perm)
-
-
 def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
                 gamma: tf.Tensor) -> types.RuleInputs:
   """The rule's view of a trajectory (x_t of Section 3.1), `[T, L * B, ...]`.
@@ -61,13 +48,13 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
   y = tf.nn.softmax(outputs.prediction_logits)
   gamma_t = tf.broadcast_to(gamma[:, None, None], trajectory.reward.shape)
   return types.RuleInputs(
-      reward=_flatten_lifetimes(trajectory.reward),
-      discount=_flatten_lifetimes(trajectory.discount),
-      gamma=_flatten_lifetimes(gamma_t),
-      pi_a=_flatten_lifetimes(pi_a),
-      y=_flatten_lifetimes(y[:, :-1]),
-      y_next=_flatten_lifetimes(y[:, 1:]),
-      baseline=_flatten_lifetimes(outputs.baseline))
+      reward=layout.to_time_major(trajectory.reward),
+      discount=layout.to_time_major(trajectory.discount),
+      gamma=layout.to_time_major(gamma_t),
+      pi_a=layout.to_time_major(pi_a),
+      y=layout.to_time_major(y[:, :-1]),
+      y_next=layout.to_time_major(y[:, 1:]),
+      baseline=layout.to_time_major(outputs.baseline))
 
 
 def _slice_outputs(outputs: types.AgentOutput, end: int) -> types.AgentOutput:
@@ -130,7 +117,7 @@ def update_groups(rule: rule_base.UpdateRule, groups: Sequence[GroupUpdate]
       num_lifetimes, num_steps = group.trajectory.reward.shape[:2]
       targets = types.RuleOutput(*[
           None if parts[index] is None
-          else _unflatten_lifetimes(parts[index], num_lifetimes)
+          else layout.to_lifetime_major(parts[index], num_lifetimes)
           for parts in split])
       all_targets.append(targets)
       losses.append(agent_update.agent_loss(

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from lpg_tf import types
 from lpg_tf.learning import agent_update
+from lpg_tf.learning import layout
 from lpg_tf.learning import returns
 
 # Table 2.
@@ -47,15 +48,11 @@ class MetaObjectiveTerms(NamedTuple):
 def lifetime_lambda_returns(trajectory: types.Trajectory, values: tf.Tensor,
                             gamma: tf.Tensor, lambda_: float) -> tf.Tensor:
   """TD(lambda) returns `[L, T, B]` of a trajectory with values `[L, T + 1, B]`."""
-  num_lifetimes, num_steps = trajectory.reward.shape[:2]
-
-  def time_major(x):  # [L, T, B] -> [T, L * B]
-    return tf.reshape(tf.transpose(x, [1, 0, 2]), [x.shape[1], -1])
-
   discounts = trajectory.discount * gamma[:, None, None]
-  g = returns.lambda_returns(time_major(trajectory.reward), time_major(discounts),
-                             time_major(values), lambda_)
-  return tf.transpose(tf.reshape(g, [num_steps, num_lifetimes, -1]), [1, 0, 2])
+  g = returns.lambda_returns(layout.to_time_major(trajectory.reward),
+                             layout.to_time_major(discounts),
+                             layout.to_time_major(values), lambda_)
+  return layout.to_lifetime_major(g, trajectory.reward.shape[0])
 
 
 def prediction_entropy(prediction_logits: tf.Tensor) -> tf.Tensor:

@@ -200,10 +200,11 @@ class MetaTrainer(tf.Module):
     """Draws every initial lifetime's alpha from its environment's bandit."""
     for index, group in enumerate(self.groups):
       mask = np.ones([group.num_lifetimes], bool)
-      self._reset_group(index, group.read(), mask)
+      group.write(self._reset_group(index, group.read(), mask))
 
   def _reset_group(self, index: int, state: lifetimes.LifetimeState,
                    mask: np.ndarray) -> lifetimes.LifetimeState:
+    """`state` with the lifetimes in `mask` replaced; alpha drawn from the bandit."""
     group = self.groups[index]
     lr = state.learning_rate.numpy().copy()
     kl = state.kl_cost.numpy().copy()
@@ -211,10 +212,8 @@ class MetaTrainer(tf.Module):
     for l in np.flatnonzero(mask):
       arm[l], lr[l], kl[l] = self.bandits.sample(group.env_name)
     self.reset_counter.assign_add(1)
-    state = self._compiled_reset(index, state, tf.constant(mask), tf.constant(lr),
-                                 tf.constant(kl), tf.constant(arm))
-    group.write(state)
-    return state
+    return self._compiled_reset(index, state, tf.constant(mask), tf.constant(lr),
+                                tf.constant(kl), tf.constant(arm))
 
   def step(self) -> Dict[str, float]:
     """One meta-step; returns the numbers worth logging."""
