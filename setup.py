@@ -6,7 +6,6 @@ INSTALL_REQUIRES = [
     # dm-reverb 0.14 pins TensorFlow 2.15; the rest of the stack follows it.
     "tensorflow==2.15.*",
     "tf-keras==2.15.*",
-    "tensorflow-probability==0.23.*",
     "dm-sonnet==2.0.2",
     "dm-reverb==0.14.0",
     "gymnasium>=1.0,<2",

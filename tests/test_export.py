@@ -17,6 +17,7 @@ from lpg_tf import errors
 from lpg_tf import export
 from lpg_tf import types
 from lpg_tf.rules import lpg
+from lpg_tf.rules import saved_model
 
 T, N, M, H = 5, 3, 4, 8
 INPUT_NAMES = ("reward", "discount", "gamma", "pi_a", "y", "y_next")
@@ -100,8 +101,8 @@ class ExportTest(parameterized.TestCase):
     self.assertEqual(set(serve.structured_outputs), {"pi_hat", "y_hat"})
 
   def test_metadata(self):
-    self.assertEqual(export.read_metadata(self.path),
-                     export.RuleMetadata(hidden_size=H, prediction_size=M,
+    self.assertEqual(saved_model.read_metadata(self.path),
+                     saved_model.RuleMetadata(hidden_size=H, prediction_size=M,
                                          embedding_sizes=(16, 1),
                                          use_baseline=False))
 
@@ -151,7 +152,7 @@ class ExportTest(parameterized.TestCase):
     self.assertEqual(out.baseline_target is not None, use_baseline)
 
   def test_saved_model_rule_equals_rule(self):
-    rule = export.SavedModelRule(self.path)
+    rule = saved_model.SavedModelRule(self.path)
     self.assertEqual(rule.loss_config, self.rule.loss_config)
     self.assertEqual(rule.prediction_size, M)
     out = rule(rule_inputs(self.inputs))
@@ -161,7 +162,7 @@ class ExportTest(parameterized.TestCase):
     self.assert_matches_rule(jitted.pi_hat, jitted.y_hat)
 
   def test_saved_model_rule_with_baseline(self):
-    rule = export.SavedModelRule(self.path, use_baseline=True)
+    rule = saved_model.SavedModelRule(self.path, use_baseline=True)
     self.assertEqual(rule.loss_config,
                      lpg.LPG(use_baseline=True).loss_config)
     out = rule(rule_inputs(self.inputs))
@@ -173,7 +174,7 @@ class ExportTest(parameterized.TestCase):
     export.export_rule(self.rule, path)
     other = lpg.LPG(hidden_size=H, prediction_size=M)
     export.export_rule(other, path)
-    replaced = export.SavedModelRule(path)(rule_inputs(self.inputs))
+    replaced = saved_model.SavedModelRule(path)(rule_inputs(self.inputs))
     self.assert_matches_rule(replaced.pi_hat, replaced.y_hat,
                              other(rule_inputs(self.inputs)))
     with mock.patch.object(tf.saved_model, "save",
@@ -181,7 +182,7 @@ class ExportTest(parameterized.TestCase):
       with self.assertRaisesRegex(RuntimeError, "crash"):
         export.export_rule(self.rule, path)
     self.assertEqual(os.listdir(root), ["rule"])
-    kept = export.SavedModelRule(path)(rule_inputs(self.inputs))
+    kept = saved_model.SavedModelRule(path)(rule_inputs(self.inputs))
     self.assert_matches_rule(kept.pi_hat, kept.y_hat,
                              other(rule_inputs(self.inputs)))
 
@@ -190,7 +191,7 @@ class ExportTest(parameterized.TestCase):
     with self.assertRaisesRegex(errors.ConfigError, "not an lpg_tf rule"):
       export.load_rule_into(lpg.LPG(hidden_size=H, prediction_size=M), missing)
     with self.assertRaisesRegex(errors.ConfigError, "Cannot load a SavedModel"):
-      export.SavedModelRule(missing)
+      saved_model.SavedModelRule(missing)
 
   def test_unrelated_saved_model(self):
     plain = self.create_tempdir().full_path
@@ -198,14 +199,14 @@ class ExportTest(parameterized.TestCase):
     with self.assertRaisesRegex(errors.ConfigError, "not an lpg_tf rule"):
       export.load_rule_into(lpg.LPG(hidden_size=H, prediction_size=M), plain)
     with self.assertRaisesRegex(errors.ConfigError, "not an LPG rule's"):
-      export.SavedModelRule(plain, use_baseline=False)
+      saved_model.SavedModelRule(plain, use_baseline=False)
     disguised = self.create_tempdir().full_path
     save_unrelated_module(disguised, with_metadata_from=self.path)
     with self.assertRaisesRegex(errors.ConfigError, "inputs \\['x'\\]"):
       export.load_rule_into(lpg.LPG(hidden_size=H, prediction_size=M),
                             disguised)
     with self.assertRaisesRegex(errors.ConfigError, "not an LPG rule's"):
-      export.SavedModelRule(disguised)
+      saved_model.SavedModelRule(disguised)
 
   @parameterized.named_parameters(
       ("prediction_size", dict(hidden_size=H, prediction_size=M + 1),
@@ -219,7 +220,7 @@ class ExportTest(parameterized.TestCase):
       export.load_rule_into(lpg.LPG(**config), self.path)
 
   def test_saved_model_rule_rejects_other_prediction_size(self):
-    rule = export.SavedModelRule(self.path)
+    rule = saved_model.SavedModelRule(self.path)
     with self.assertRaisesRegex(errors.ConfigError, "m = 4 .* m = 6"):
       rule(rule_inputs(make_inputs(m=M + 2)))
 

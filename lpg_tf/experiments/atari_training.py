@@ -50,6 +50,7 @@ from lpg_tf.distributed import pipeline as pipeline_lib
 from lpg_tf.envs import atari
 from lpg_tf.experiments import train_agent
 from lpg_tf.rules import base as rule_base
+from lpg_tf.rules import saved_model
 
 DEFAULT_NUM_ACTORS = 2  # one per core of a 2-core machine.
 CSV_FIELDS = ("seed", "env_steps", "frames", "episode_return", "episodes",
@@ -83,8 +84,7 @@ def _positive(name: str, value: Optional[float]) -> None:
 def atari_rule(rule_name: str) -> rule_base.UpdateRule:
   """A2C, or an exported LPG rule with the Eq. 7 baseline (Appendix B.2)."""
   if rule_name not in rules.NAMES and rule_name and os.path.isdir(rule_name):
-    from lpg_tf import export  # pylint: disable=g-import-not-at-top
-    return export.SavedModelRule(rule_name, use_baseline=True)
+    return saved_model.SavedModelRule(rule_name, use_baseline=True)
   return rules.make(rule_name)
 
 

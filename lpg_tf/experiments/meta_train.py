@@ -27,6 +27,7 @@ from lpg_tf.distributed import strategy as strategy_lib
 from lpg_tf.meta import meta_objective
 from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.rules import lpg
+from lpg_tf.rules import saved_model
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -205,7 +206,7 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
     raise errors.ConfigError("--init_rule starts a new run; it cannot be combined "
                              "with --resume")
   if init_rule:
-    export.read_metadata(init_rule)
+    saved_model.read_metadata(init_rule)
   prepare_workdir(workdir, config, resume)
   strategy = strategy_lib.resolve(config.strategy)
   # eta_0 comes from Sonnet's initialisers (stateful ops): the global seed makes

@@ -16,63 +16,16 @@ and descending its gradient is the ascent direction of Eq. 2:
     beta_H = entropy cost.
 """
 
-from typing import NamedTuple
-
 import tensorflow as tf
 
+from lpg_tf import rl_math
 from lpg_tf import types
-
-# Smallest target probability inside log(y_hat): a softmax can underflow to 0 in
-# float32, and KL(y || y_hat) would then be infinite.
-MIN_TARGET_PROBABILITY = 1e-12
-
-
-class LossConfig(NamedTuple):
-  """The static shape of a rule's agent loss.
-
-  Attributes:
-    subtract_baseline: subtract f(s) from pi_hat in the policy term (Eq. 7).
-    baseline_cost: c_f, weight of 1/2 (f(s) - f_hat)^2.
-    entropy_cost: beta_H, weight of the policy-entropy bonus (A2C only; LPG's
-      entropy regulariser belongs to the meta-objective, Eq. 4).
-  """
-  subtract_baseline: bool = False
-  baseline_cost: float = 0.0
-  entropy_cost: float = 0.0
-
-
-def kl_divergence(p_logits: tf.Tensor, q: tf.Tensor) -> tf.Tensor:
-  """KL(p || q) = sum_x p(x) log(p(x) / q(x)) over the last axis (Eq. 2).
-
-  Args:
-    p_logits: `[..., m]` logits of p (the agent's y(s)).
-    q: `[..., m]` probabilities of q (the rule's y_hat).
-  """
-  log_p = tf.nn.log_softmax(p_logits)
-  log_q = tf.math.log(tf.maximum(q, MIN_TARGET_PROBABILITY))
-  return tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
-
-
-def policy_entropy(logits: tf.Tensor) -> tf.Tensor:
-  """H(pi) = -sum_a pi(a) log pi(a) over the last axis."""
-  log_pi = tf.nn.log_softmax(logits)
-  return -tf.reduce_sum(tf.exp(log_pi) * log_pi, axis=-1)
-
-
-def log_prob(logits: tf.Tensor, action: tf.Tensor) -> tf.Tensor:
-  """log pi(a|s) for `action` `[...]` under `logits` `[..., A]`.
-
-  A one-hot sum rather than a batched gather: XLA rejects the second derivative of
-  `tf.gather(..., batch_dims=...)` inside the meta-gradient (DESIGN.md idiom 4).
-  """
-  num_actions = logits.shape[-1]
-  one_hot = tf.one_hot(action, num_actions, dtype=logits.dtype)
-  return tf.reduce_sum(one_hot * tf.nn.log_softmax(logits), axis=-1)
+from lpg_tf.rules import base as rule_base
 
 
 def agent_loss(outputs: types.AgentOutput, action: tf.Tensor,
                targets: types.RuleOutput, kl_cost: tf.Tensor,
-               config: LossConfig) -> tf.Tensor:
+               config: rule_base.LossConfig) -> tf.Tensor:
   """Per-lifetime agent loss (see module docstring), `[L]`.
 
   Args:
@@ -89,17 +42,38 @@ def agent_loss(outputs: types.AgentOutput, action: tf.Tensor,
     `[L]` losses; sum them before differentiating so lifetimes stay independent.
   """
   tf.debugging.assert_rank(action, 3)
+  _check_leading_axes(action, outputs, targets)
   baseline = outputs.baseline
   advantage = targets.pi_hat
   if config.subtract_baseline:
     advantage -= tf.stop_gradient(baseline)
-  per_step = -log_prob(outputs.policy_logits, action) * advantage
+  per_step = -rl_math.log_prob(outputs.policy_logits, action) * advantage
   if targets.y_hat is not None:
-    kl = kl_divergence(outputs.prediction_logits, targets.y_hat)
+    kl = rl_math.kl_divergence(outputs.prediction_logits, targets.y_hat)
     per_step += kl_cost[:, None, None] * kl
   if targets.baseline_target is not None and config.baseline_cost:
     error = baseline - targets.baseline_target
     per_step += config.baseline_cost * 0.5 * tf.square(error)
   if config.entropy_cost:
-    per_step -= config.entropy_cost * policy_entropy(outputs.policy_logits)
+    per_step -= config.entropy_cost * rl_math.entropy(outputs.policy_logits)
   return tf.reduce_mean(per_step, axis=[1, 2])
+
+
+def _check_leading_axes(action: tf.Tensor, outputs: types.AgentOutput,
+                        targets: types.RuleOutput) -> None:
+  """Raises ValueError unless outputs and targets lead with action's `[L, T, B]`.
+
+  A target laid out `[T, L * B]` instead of `[L, T, B]` would otherwise
+  broadcast silently into a wrong loss.
+  """
+  expected = action.shape
+  for name, tensor in (("policy_logits", outputs.policy_logits),
+                       ("prediction_logits", outputs.prediction_logits),
+                       ("pi_hat", targets.pi_hat), ("y_hat", targets.y_hat),
+                       ("baseline_target", targets.baseline_target)):
+    if tensor is None:
+      continue
+    leading = tensor.shape[:3]
+    if not leading.is_compatible_with(expected):
+      raise ValueError(f"agent_loss: {name} leads with {leading}, the actions "
+                       f"with [L, T, B] = {expected}")

@@ -11,6 +11,7 @@ from typing import Any, List, NamedTuple, Sequence, Tuple
 
 import tensorflow as tf
 
+from lpg_tf import rl_math
 from lpg_tf import types
 from lpg_tf.learning import agent_update
 from lpg_tf.learning import layout
@@ -43,7 +44,7 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
     outputs: the agent's outputs at s_0..s_T, `[L, T + 1, B, ...]`.
     gamma: `[L]` discount factor of each lifetime.
   """
-  pi_a = tf.exp(agent_update.log_prob(outputs.policy_logits[:, :-1],
+  pi_a = tf.exp(rl_math.log_prob(outputs.policy_logits[:, :-1],
                                       trajectory.action))
   y = tf.nn.softmax(outputs.prediction_logits)
   gamma_t = tf.broadcast_to(gamma[:, None, None], trajectory.reward.shape)
@@ -131,7 +132,7 @@ def update_groups(rule: rule_base.UpdateRule, groups: Sequence[GroupUpdate]
     new_params, new_opt_state = group.optimiser.update(
         group.params, group_grads, group.opt_state, group.learning_rate)
     num_steps = group.trajectory.reward.shape[1]
-    entropy = tf.reduce_mean(agent_update.policy_entropy(
+    entropy = tf.reduce_mean(rl_math.entropy(
         outputs.policy_logits[:, :num_steps]), axis=[1, 2])
     results.append((new_params, new_opt_state,
                     UpdateInfo(loss, entropy, targets, outputs)))

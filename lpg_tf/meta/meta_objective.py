@@ -14,10 +14,9 @@ from typing import NamedTuple, Tuple
 
 import tensorflow as tf
 
+from lpg_tf import rl_math
 from lpg_tf import types
-from lpg_tf.learning import agent_update
 from lpg_tf.learning import layout
-from lpg_tf.learning import returns
 
 # Table 2.
 PREDICTION_ENTROPY_COST = 0.001  # beta1
@@ -49,7 +48,7 @@ def lifetime_lambda_returns(trajectory: types.Trajectory, values: tf.Tensor,
                             gamma: tf.Tensor, lambda_: float) -> tf.Tensor:
   """TD(lambda) returns `[L, T, B]` of a trajectory with values `[L, T + 1, B]`."""
   discounts = trajectory.discount * gamma[:, None, None]
-  g = returns.lambda_returns(layout.to_time_major(trajectory.reward),
+  g = rl_math.lambda_returns(layout.to_time_major(trajectory.reward),
                              layout.to_time_major(discounts),
                              layout.to_time_major(values), lambda_)
   return layout.to_lifetime_major(g, trajectory.reward.shape[0])
@@ -57,7 +56,7 @@ def lifetime_lambda_returns(trajectory: types.Trajectory, values: tf.Tensor,
 
 def prediction_entropy(prediction_logits: tf.Tensor) -> tf.Tensor:
   """H(y) of the softmax prediction vector over its last axis."""
-  return agent_update.policy_entropy(prediction_logits)
+  return rl_math.entropy(prediction_logits)
 
 
 def target_l2(targets: types.RuleOutput) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -87,10 +86,10 @@ def meta_objective(outputs: types.AgentOutput, trajectory: types.Trajectory,
   values = tf.stop_gradient(critic_values)
   g = lifetime_lambda_returns(trajectory, values, gamma, costs.advantage_lambda)
   advantage = tf.stop_gradient(g - values[:, :-1])
-  log_pi = agent_update.log_prob(outputs.policy_logits[:, :-1], trajectory.action)
+  log_pi = rl_math.log_prob(outputs.policy_logits[:, :-1], trajectory.action)
   policy_gradient = tf.reduce_mean(log_pi * advantage, axis=[1, 2])
   policy_entropy = tf.reduce_mean(
-      agent_update.policy_entropy(outputs.policy_logits[:, :-1]), axis=[1, 2])
+      rl_math.entropy(outputs.policy_logits[:, :-1]), axis=[1, 2])
   y_entropy = tf.reduce_mean(
       prediction_entropy(outputs.prediction_logits[:, :-1]), axis=[1, 2])
   objective = (policy_gradient + policy_entropy_cost * policy_entropy

@@ -8,10 +8,28 @@ rule only states which terms its loss has (`loss_config`).
 """
 
 import abc
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from lpg_tf import types
-from lpg_tf.learning import agent_update
+
+
+class LossConfig(NamedTuple):
+  """The static shape of a rule's agent loss (`lpg_tf.learning.agent_update`).
+
+  Attributes:
+    subtract_baseline: subtract f(s) from pi_hat in the policy term (Eq. 7).
+    baseline_cost: c_f, weight of 1/2 (f(s) - f_hat)^2.
+    entropy_cost: beta_H, weight of the policy-entropy bonus (A2C only; LPG's
+      entropy regulariser belongs to the meta-objective, Eq. 4).
+  """
+  subtract_baseline: bool = False
+  baseline_cost: float = 0.0
+  entropy_cost: float = 0.0
+
+
+# Eq. 7 (Appendix B.2): the agent subtracts f(s) from pi_hat and regresses f(s)
+# on pi_hat with weight 1.
+EQ7_LOSS = LossConfig(subtract_baseline=True, baseline_cost=1.0)
 
 
 class UpdateRule(abc.ABC):
@@ -19,7 +37,7 @@ class UpdateRule(abc.ABC):
 
   @property
   @abc.abstractmethod
-  def loss_config(self) -> agent_update.LossConfig:
+  def loss_config(self) -> LossConfig:
     """Which terms of the agent loss this rule's targets feed."""
 
   @property

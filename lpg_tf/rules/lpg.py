@@ -22,7 +22,6 @@ import tensorflow as tf
 
 from lpg_tf import errors
 from lpg_tf import types
-from lpg_tf.learning import agent_update
 from lpg_tf.rules import base
 from lpg_tf.rules import lstm_backward
 
@@ -74,11 +73,7 @@ class LPG(snt.Module, base.UpdateRule):
                                             name="lstm")
     self._pi_head = snt.Linear(1, name="pi_head")
     self._y_head = snt.Linear(prediction_size, name="y_head")
-    if use_baseline:
-      self._loss_config = agent_update.LossConfig(subtract_baseline=True,
-                                                  baseline_cost=1.0)
-    else:
-      self._loss_config = agent_update.LossConfig()
+    self._loss_config = base.EQ7_LOSS if use_baseline else base.LossConfig()
 
   @property
   def hidden_size(self) -> int:
@@ -97,7 +92,7 @@ class LPG(snt.Module, base.UpdateRule):
     return self._use_baseline
 
   @property
-  def loss_config(self) -> agent_update.LossConfig:
+  def loss_config(self) -> base.LossConfig:
     """Eq. 2; Eq. 7 (f(s) subtracted, 1/2 (f - pi_hat)^2) with the baseline."""
     return self._loss_config
 

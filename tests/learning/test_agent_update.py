@@ -4,8 +4,10 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from lpg_tf import rl_math
 from lpg_tf import types
 from lpg_tf.learning import agent_update
+from lpg_tf.rules import base as rule_base
 
 L, T, B, A, M = 2, 3, 4, 5, 6
 
@@ -50,9 +52,9 @@ class AgentLossTest(parameterized.TestCase):
     self.kl = np.array([0.5, 1.0])
 
   @parameterized.named_parameters(
-      ("eq2", agent_update.LossConfig(), True, False),
-      ("eq7", agent_update.LossConfig(True, 1.0, 0.0), True, True),
-      ("a2c", agent_update.LossConfig(False, 0.5, 0.01), False, True))
+      ("eq2", rule_base.LossConfig(), True, False),
+      ("eq7", rule_base.LossConfig(True, 1.0, 0.0), True, True),
+      ("a2c", rule_base.LossConfig(False, 0.5, 0.01), False, True))
   def test_matches_reference(self, cfg, with_y, with_f):
     y_hat = self.y_hat if with_y else None
     f_hat = self.f_hat if with_f else None
@@ -76,7 +78,7 @@ class AgentLossTest(parameterized.TestCase):
       targets = types.RuleOutput(tf.constant(self.pi_hat), None, None)
       loss = tf.reduce_sum(agent_update.agent_loss(
           outputs, tf.constant(self.a), targets, tf.constant(self.kl),
-          agent_update.LossConfig()))
+          rule_base.LossConfig()))
     grad = tape.gradient(loss, logits).numpy()
     want = -(np.eye(A)[self.a] - softmax(self.pl)) * self.pi_hat[..., None] / (T * B)
     np.testing.assert_allclose(grad, want, rtol=1e-6, atol=1e-12)
@@ -90,7 +92,7 @@ class AgentLossTest(parameterized.TestCase):
                                   tf.constant(self.f))
       loss = tf.reduce_sum(agent_update.agent_loss(
           outputs, tf.constant(self.a), types.RuleOutput(pi_hat, y_hat, pi_hat),
-          tf.constant(self.kl), agent_update.LossConfig(True, 1.0, 0.0)))
+          tf.constant(self.kl), rule_base.LossConfig(True, 1.0, 0.0)))
     self.assertIsNotNone(tape.gradient(loss, pi_hat))
     self.assertIsNotNone(tape.gradient(loss, y_hat))
 
@@ -102,14 +104,14 @@ class AgentLossTest(parameterized.TestCase):
       loss = tf.reduce_sum(agent_update.agent_loss(
           outputs, tf.constant(self.a), types.RuleOutput(tf.constant(self.pi_hat),
                                                          None, None),
-          tf.constant(self.kl), agent_update.LossConfig(True, 0.0, 0.0)))
+          tf.constant(self.kl), rule_base.LossConfig(True, 0.0, 0.0)))
     self.assertIsNone(tape.gradient(loss, f))
 
   def test_kl_is_zero_at_target_and_finite_for_zero_targets(self):
     q = softmax(self.yl)
-    kl = agent_update.kl_divergence(tf.constant(self.yl), tf.constant(q))
+    kl = rl_math.kl_divergence(tf.constant(self.yl), tf.constant(q))
     np.testing.assert_allclose(kl.numpy(), 0.0, atol=1e-10)
     zero_q = np.zeros_like(q)
     zero_q[..., 0] = 1.0
-    self.assertTrue(np.all(np.isfinite(agent_update.kl_divergence(
+    self.assertTrue(np.all(np.isfinite(rl_math.kl_divergence(
         tf.constant(self.yl, tf.float32), tf.constant(zero_q, tf.float32)).numpy())))

@@ -14,6 +14,7 @@ from configs import cpu
 from lpg_tf import errors
 from lpg_tf import export
 from lpg_tf.experiments import meta_train
+from lpg_tf.rules import saved_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -185,7 +186,7 @@ class TrainerBehaviourTest(absltest.TestCase):
     with open(os.path.join(workdir, meta_train.CONFIG_NAME)) as f:
       self.assertEqual(json.load(f)["rule"]["hidden_size"], 8)
     self.assertTrue(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
-    self.assertEqual(export.read_metadata(os.path.join(workdir, "rule")).hidden_size, 8)
+    self.assertEqual(saved_model.read_metadata(os.path.join(workdir, "rule")).hidden_size, 8)
     self.assertTrue(os.listdir(os.path.join(workdir, "tb")))
 
 

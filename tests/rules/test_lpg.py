@@ -5,8 +5,9 @@ import numpy as np
 import tensorflow as tf
 
 from lpg_tf import errors
+from lpg_tf import rl_math
 from lpg_tf import types
-from lpg_tf.learning import agent_update
+from lpg_tf.rules import base as rule_base
 from lpg_tf.rules import lpg
 
 T, N, M, H = 6, 3, 5, 8  # small sizes: time, batch, prediction size, LSTM units
@@ -97,7 +98,7 @@ def toy_meta_loss(rule, theta, obs, action, reward, num_updates=2, lr=0.5):
             y_next=y[1:], baseline=None))
       loss = tf.reduce_mean(
           -log_pi * targets.pi_hat +
-          agent_update.kl_divergence(y_logits[:-1], targets.y_hat))
+          rl_math.kl_divergence(y_logits[:-1], targets.y_hat))
     grads = inner.gradient(loss, theta)
     theta = tuple(p - lr * g for p, g in zip(theta, grads))
   return -tf.reduce_mean(log_pi_a(theta) * reward)
@@ -139,8 +140,8 @@ class LPGTest(parameterized.TestCase):
     self.assertEqual(shapes["y_head/w"], [256, 30])
 
   @parameterized.named_parameters(
-      ("eq2", False, agent_update.LossConfig()),
-      ("eq7", True, agent_update.LossConfig(subtract_baseline=True,
+      ("eq2", False, rule_base.LossConfig()),
+      ("eq7", True, rule_base.LossConfig(subtract_baseline=True,
                                             baseline_cost=1.0)))
   def test_loss_config_and_baseline_target(self, use_baseline, config):
     rule = lpg.LPG(hidden_size=H, prediction_size=M, use_baseline=use_baseline)

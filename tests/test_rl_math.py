@@ -4,7 +4,7 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
-from lpg_tf.learning import returns
+from lpg_tf import rl_math
 
 
 def reference_lambda_returns(r, d, v, lam):
@@ -27,7 +27,7 @@ class LambdaReturnsTest(parameterized.TestCase):
     r = rng.normal(size=(7, 5)).astype(np.float32)
     d = (0.9 * (rng.random((7, 5)) > 0.2)).astype(np.float32)
     v = rng.normal(size=(8, 5)).astype(np.float32)
-    got = returns.lambda_returns(tf.constant(r), tf.constant(d), tf.constant(v), lam)
+    got = rl_math.lambda_returns(tf.constant(r), tf.constant(d), tf.constant(v), lam)
     np.testing.assert_allclose(got.numpy(), reference_lambda_returns(r, d, v, lam),
                                rtol=1e-5, atol=1e-5)
 
@@ -35,7 +35,7 @@ class LambdaReturnsTest(parameterized.TestCase):
     r = np.array([[1.0], [2.0], [3.0]], np.float32)
     d = np.array([[0.5], [0.5], [0.0]], np.float32)
     v = np.array([[10.0], [20.0], [30.0], [40.0]], np.float32)
-    td0 = returns.lambda_returns(r, d, v, 0.0).numpy()[:, 0]
+    td0 = rl_math.lambda_returns(r, d, v, 0.0).numpy()[:, 0]
     np.testing.assert_allclose(td0, [1 + 0.5 * 20, 2 + 0.5 * 30, 3.0])
-    mc = returns.lambda_returns(r, d, v, 1.0).numpy()[:, 0]
+    mc = rl_math.lambda_returns(r, d, v, 1.0).numpy()[:, 0]
     np.testing.assert_allclose(mc, [1 + 0.5 * (2 + 0.5 * 3), 2 + 0.5 * 3, 3.0])
