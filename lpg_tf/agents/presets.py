@@ -1,9 +1,10 @@
-"""Agent hyperparameters of Table 3 (meta-training) and Table 4 (Atari).
+"""Agent architectures and optimisers of Table 3 (training environments) and
+Table 4 (Atari).
 
-`TABLE_3[env_name]` gives the architecture, optimiser, the learning rates and KL
-costs the bandit p(alpha|E) chooses from (Section 3.4, Eq. 6) and the lifetime
-length of each training environment. `build_agent` makes the agent network an
-environment's lifetimes use.
+`TABLE_3[env_name]` gives the architecture and inner optimiser of each training
+environment's agent; the learning rates, KL costs and lifetime lengths of the
+same table are meta-training settings (`lpg_tf.meta.lifetime_settings`).
+`build_agent` makes the agent network an environment's lifetimes use.
 """
 
 import re
@@ -18,28 +19,17 @@ from lpg_tf.envs import base
 SGD = "sgd"
 ADAM = "adam"
 
-# Table 3's hyperparameter ranges, shared by rows.
-_TABULAR_LEARNING_RATES = (20.0, 40.0, 80.0)
-_NETWORK_LEARNING_RATES = (0.0005, 0.001, 0.002, 0.005)
-_DISTRACTOR_LEARNING_RATES = (0.002, 0.005, 0.01)
-_KL_COSTS = (0.1, 0.5, 1.0)
-
 
 class AgentPreset(NamedTuple):
-  """One row of Table 3.
+  """The agent half of one row of Table 3 (the bandit grid and lifetime length
+  are meta-training settings: `lpg_tf.meta.lifetime_settings`).
 
   Attributes:
     torso: the agent architecture.
     optimiser: SGD or ADAM, the agent's inner optimiser.
-    learning_rates: the values of alpha_lr the bandit chooses from.
-    kl_costs: the values of alpha_y (Eq. 2) the bandit chooses from.
-    lifetime_steps: the length of a lifetime in environment steps.
   """
   torso: torsos.TorsoSpec
   optimiser: str
-  learning_rates: Tuple[float, ...]
-  kl_costs: Tuple[float, ...]
-  lifetime_steps: int
 
 
 class MetaTestPreset(NamedTuple):
@@ -68,35 +58,26 @@ class MetaTestPreset(NamedTuple):
   searched_kl_costs: Tuple[float, ...]
 
 
-def _tabular(lifetime_steps: int) -> AgentPreset:
-  return AgentPreset(torsos.tabular(), SGD, _TABULAR_LEARNING_RATES, _KL_COSTS,
-                     lifetime_steps)
-
-
-def _random_grid(torso: torsos.TorsoSpec) -> AgentPreset:
-  return AgentPreset(torso, ADAM, _NETWORK_LEARNING_RATES, _KL_COSTS,
-                     30_000_000)
-
+_TABULAR = AgentPreset(torsos.tabular(), SGD)
+_CONV_GRID = AgentPreset(torsos.grid_conv([16], [32]), ADAM)
+_MLP_GRID = AgentPreset(torsos.mlp([32]), ADAM)
 
 TABLE_3 = {
-    "tabular/dense": _tabular(3_000_000),
-    "tabular/sparse": _tabular(3_000_000),
-    "tabular/long_horizon": _tabular(3_000_000),
-    "tabular/longer_horizon": _tabular(3_000_000),
-    "tabular/long_dense": _tabular(3_000_000),
-    "random/dense": _random_grid(torsos.grid_conv([16], [32])),
-    "random/long_horizon": _random_grid(torsos.grid_conv([16], [32])),
-    "random/small": _random_grid(torsos.mlp([32])),
-    # Table 3's random-grid row "sparse".
-    "random/small_sparse": _random_grid(torsos.mlp([32])),
-    "random/very_dense": _random_grid(torsos.grid_conv([32, 16, 16], [256])),
-    "chain/short": _tabular(1_000_000),
-    "chain/short_noisy": _tabular(1_000_000),
-    "chain/long": _tabular(1_000_000),
-    "chain/long_noisy": _tabular(1_000_000),
-    "chain/distractor": AgentPreset(torsos.mlp([16]), ADAM,
-                                    _DISTRACTOR_LEARNING_RATES, _KL_COSTS,
-                                    2_000_000),
+    "tabular/dense": _TABULAR,
+    "tabular/sparse": _TABULAR,
+    "tabular/long_horizon": _TABULAR,
+    "tabular/longer_horizon": _TABULAR,
+    "tabular/long_dense": _TABULAR,
+    "random/dense": _CONV_GRID,
+    "random/long_horizon": _CONV_GRID,
+    "random/small": _MLP_GRID,
+    "random/small_sparse": _MLP_GRID,  # Table 3's random-grid row "sparse".
+    "random/very_dense": AgentPreset(torsos.grid_conv([32, 16, 16], [256]), ADAM),
+    "chain/short": _TABULAR,
+    "chain/short_noisy": _TABULAR,
+    "chain/long": _TABULAR,
+    "chain/long_noisy": _TABULAR,
+    "chain/distractor": AgentPreset(torsos.mlp([16]), ADAM),
 }
 
 ATARI = MetaTestPreset(

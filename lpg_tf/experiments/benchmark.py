@@ -59,7 +59,7 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
       "scoring_env_steps_per_s": (meta_steps_per_s
                                   * trainer.scoring_env_steps_per_step),
       "inner_env_steps_per_meta_step": float(trainer.inner_env_steps_per_step),
-      "lifetimes": float(sum(g.num_lifetimes for g in trainer.groups)),
+      "lifetimes": float(trainer.population.num_lifetimes),
       "peak_rss_mb": peak_rss_mb(),
       "steady_rss_mb": current_rss_mb(),
   }

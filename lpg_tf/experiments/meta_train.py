@@ -25,6 +25,7 @@ from lpg_tf import errors
 from lpg_tf import export
 from lpg_tf.distributed import strategy as strategy_lib
 from lpg_tf.meta import meta_objective
+from lpg_tf.meta import population as population_lib
 from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.rules import lpg
 from lpg_tf.rules import saved_model
@@ -45,14 +46,18 @@ def _positive_int(config: ml_collections.ConfigDict, name: str) -> None:
     raise errors.ConfigError(f"config.{name} must be a positive integer, got {value!r}")
 
 
-def population_spec(config: ml_collections.ConfigDict) -> trainer_lib.PopulationSpec:
-  p = config.population
-  spec = trainer_lib.PopulationSpec(
+def population_spec(config: ml_collections.ConfigDict) -> population_lib.PopulationSpec:
+  p, m = config.population, config.meta
+  spec = population_lib.PopulationSpec(
       env_names=tuple(p.envs), lifetimes_per_env=p.lifetimes_per_env,
       num_envs=p.num_envs, unroll_length=p.unroll_length,
       num_inner_updates=p.num_inner_updates, prediction_size=p.prediction_size,
-      lifetime_scale=p.lifetime_scale)
-  trainer_lib.validate_population(spec)
+      lifetime_scale=p.lifetime_scale,
+      entropy_reset_threshold=m.entropy_reset_threshold,
+      bandit_temperature=m.bandit_temperature,
+      bandit_exploration_bonus=m.bandit_exploration_bonus,
+      bandit_window=m.bandit_window)
+  population_lib.validate_population(spec)
   return spec
 
 
@@ -66,10 +71,6 @@ def meta_spec(config: ml_collections.ConfigDict) -> trainer_lib.MetaSpec:
           prediction_entropy=m.prediction_entropy_cost,
           pi_hat_l2=m.pi_hat_l2_cost, y_hat_l2=m.y_hat_l2_cost,
           advantage_lambda=m.advantage_lambda),
-      bandit_temperature=m.bandit_temperature,
-      bandit_exploration_bonus=m.bandit_exploration_bonus,
-      bandit_window=m.bandit_window,
-      entropy_reset_threshold=m.entropy_reset_threshold,
       critic_learning_rate=m.critic_learning_rate)
 
 
@@ -165,7 +166,7 @@ class _Progress:
       for key, value in numbers.items():
         if np.isfinite(value):
           tf.summary.scalar(key, value)
-      for name, bandit in self._trainer.bandits.bandits.items():
+      for name, bandit in self._trainer.population.bandits.bandits.items():
         tf.summary.histogram(f"bandit/{name}/probabilities", bandit.probabilities())
     returns = {k.split("/episode_return")[0]: v for k, v in numbers.items()
                if k.endswith("/episode_return")}
@@ -177,7 +178,7 @@ class _Progress:
         numbers["meta_loss"],
         f"{numbers['inner_env_steps_per_s']:.0f}" if rate else "?", eta,
         ", ".join(f"{k} {v:.2f}" for k, v in sorted(returns.items())))
-    for name, bandit in self._trainer.bandits.bandits.items():
+    for name, bandit in self._trainer.population.bandits.bandits.items():
       lr, kl = bandit.arm_values(bandit.most_probable_arm())
       logging.info("  bandit %s: most probable alpha_lr=%g alpha_y=%g (counts %s)",
                    name, lr, kl, bandit.counts.tolist())

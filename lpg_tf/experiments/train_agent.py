@@ -26,6 +26,7 @@ from lpg_tf import rules
 from lpg_tf.analysis import curves
 from lpg_tf.learning import agent_trainer
 from lpg_tf.learning import optimizers
+from lpg_tf.meta import lifetime_settings
 
 # A2C's agent learning rates, by the Table 3 optimiser of the environment; chosen
 # by a sweep over {10, 20, 40, 80} (SGD, tabular) and {3e-4, 1e-3, 3e-3} (Adam) on
@@ -155,7 +156,8 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
   env = envs.make(env_name, action_space)
   preset = agents.preset_for(env_name)
   lr = A2C_LEARNING_RATES[preset.optimiser] if learning_rate is None else learning_rate
-  alpha_y = preset.kl_costs[len(preset.kl_costs) // 2] if kl_cost is None else kl_cost
+  alpha_y = (lifetime_settings.for_env(env_name).default_kl_cost
+             if kl_cost is None else kl_cost)
   os.makedirs(workdir, exist_ok=True)
 
   agent = agents.build_agent(

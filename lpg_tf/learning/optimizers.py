@@ -12,8 +12,10 @@ from typing import Any, NamedTuple, Tuple
 
 import tensorflow as tf
 
-SGD = "sgd"
-ADAM = "adam"
+from lpg_tf.agents import presets
+
+SGD = presets.SGD  # the names Table 3's rows (agents.presets) use.
+ADAM = presets.ADAM
 OPTIMISERS = (SGD, ADAM)
 
 

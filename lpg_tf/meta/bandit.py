@@ -15,8 +15,8 @@ environment plus the numpy random generator that samples from them, and is a
 `tf.train.experimental.PythonState`, so it goes into the training
 `tf.train.Checkpoint` and resumes exactly (DESIGN.md, idiom 6):
 
-  bandits = BanditSet({name: (p.learning_rates, p.kl_costs)
-                       for name, p in presets.TABLE_3.items()}, seed=0)
+  bandits = BanditSet({name: (s.learning_rates, s.kl_costs)
+                       for name, s in lifetime_settings.TABLE_3.items()}, seed=0)
   arm, learning_rate, kl_cost = bandits.sample("tabular/dense")
   ...  # run the lifetime
   bandits.update("tabular/dense", arm, final_return)

@@ -7,6 +7,9 @@ GradientTape whose gradient w.r.t. eta is the meta-gradient (DESIGN.md idioms 1-
 the inner updates of all groups share one rule call each (`update_groups`), so the
 LSTM runs once per inner update over the whole population. theta_K carries over as
 the next window's theta_0 (truncated, sliding-window meta-gradient, Section 3.3).
+Each group's part of the loop's carry is one `GroupCarry`; whether a lifetime
+ends after the window is the population's decision (`population.LifetimeGroup`),
+not this module's.
 
 Rollouts only produce data: they act with stopped parameters and their outputs are
 constants, so the meta-gradient flows only through the agent's outputs on the
@@ -20,9 +23,38 @@ import tensorflow as tf
 from lpg_tf import types
 from lpg_tf.learning import rollout
 from lpg_tf.learning import update_step
-from lpg_tf.meta import lifetimes
 from lpg_tf.meta import meta_objective
+from lpg_tf.meta import population as population_lib
 from lpg_tf.rules import base as rule_base
+
+
+class Critic(NamedTuple):
+  """A group's critics: parameters `[L, ...]` and their Adam state."""
+  params: Any
+  opt_state: Any
+
+
+class GroupCarry(NamedTuple):
+  """One group's part of the inner-update loop's carry (`tf.while_loop`).
+
+  Attributes:
+    params: theta_k, `[L, ...]`.
+    opt_state: theta_k's optimiser state.
+    actor: where acting left off, environment batch `L * B`.
+    critic: the meta-objective's critics, updated on every rollout.
+    return_sum: `[L]` summed returns of episodes completed so far in the window.
+    episodes: `[L]` episodes completed so far in the window.
+    pi_hat_l2: `[L]` running mean over the K updates of ||pi_hat||^2 (Eq. 4).
+    y_hat_l2: `[L]` running mean over the K updates of ||y_hat||^2 (Eq. 4).
+  """
+  params: Any
+  opt_state: Any
+  actor: rollout.ActorState
+  critic: Critic
+  return_sum: tf.Tensor
+  episodes: tf.Tensor
+  pi_hat_l2: tf.Tensor
+  y_hat_l2: tf.Tensor
 
 
 class GroupWindow(NamedTuple):
@@ -30,24 +62,36 @@ class GroupWindow(NamedTuple):
 
   Attributes:
     state: the group's state after the window (theta_K, acting state, critic);
-      the lifetime counters are not yet updated.
+      the lifetime counters are not yet updated (`LifetimeGroup.advance`).
     scoring_trajectory: theta_K's rollout scored by Eq. 4, `[L, T, B, ...]`.
     terms: Eq. 4's per-lifetime terms.
     return_sum: `[L]` sum of returns of the episodes completed in the window.
     episodes: `[L]` number of episodes completed in the window.
   """
-  state: lifetimes.LifetimeState
+  state: population_lib.LifetimeState
   scoring_trajectory: types.Trajectory
   terms: meta_objective.MetaObjectiveTerms
   return_sum: tf.Tensor
   episodes: tf.Tensor
 
 
+class WindowResult(NamedTuple):
+  """A window of every group: the meta-loss and each group's products.
+
+  Attributes:
+    loss: scalar meta-loss to minimise, the mean of Eq. 4's negation over every
+      lifetime of every group.
+    groups: one GroupWindow per group, in the population's order.
+  """
+  loss: tf.Tensor
+  groups: List[GroupWindow]
+
+
 def _stop(nest: Any) -> Any:
   return tf.nest.map_structure(tf.stop_gradient, nest)
 
 
-def _act(group: lifetimes.LifetimeGroup, params: Any,
+def _act(group: population_lib.LifetimeGroup, params: Any,
          actor: rollout.ActorState,
          unroll_length: int) -> Tuple[types.Trajectory, rollout.ActorState]:
   trajectory, actor = rollout.unroll(group.agent.apply, _stop(params), group.env,
@@ -55,13 +99,20 @@ def _act(group: lifetimes.LifetimeGroup, params: Any,
   return _stop(trajectory), _stop(actor)
 
 
+def _initial_carry(state: population_lib.LifetimeState) -> GroupCarry:
+  zeros = tf.zeros_like(state.learning_rate)
+  return GroupCarry(state.params, state.opt_state, state.actor,
+                    Critic(state.critic_params, state.critic_opt_state),
+                    return_sum=zeros, episodes=zeros, pi_hat_l2=zeros,
+                    y_hat_l2=zeros)
+
+
 def window_loss(rule: rule_base.UpdateRule,
-                groups: Sequence[lifetimes.LifetimeGroup],
-                states: Sequence[lifetimes.LifetimeState],
+                groups: Sequence[population_lib.LifetimeGroup],
+                states: Sequence[population_lib.LifetimeState],
                 num_inner_updates: int, unroll_length: int,
                 costs: meta_objective.MetaObjectiveCosts,
-                critic_learning_rate: float
-               ) -> Tuple[tf.Tensor, List[GroupWindow]]:
+                critic_learning_rate: float) -> WindowResult:
   """The meta-loss of one window, averaged over all lifetimes, and its products.
 
   Args:
@@ -73,82 +124,65 @@ def window_loss(rule: rule_base.UpdateRule,
     costs: Eq. 4's fixed coefficients.
     critic_learning_rate: Adam's learning rate for the critics, which take one
       TD(lambda) step on each of the window's K + 1 rollouts.
-
-  Returns:
-    (scalar loss to minimise, one GroupWindow per group).
   """
-  num_groups = len(groups)
+  if len(groups) != len(states):
+    raise ValueError(f"{len(groups)} groups but {len(states)} states")
 
-  def inner_update(k, params, opt_states, actors, critics, return_sums,
-                   episodes, pi_hat_l2, y_hat_l2):
+  def inner_update(k: tf.Tensor, carries: List[GroupCarry]):
     """Inner update k of the window (Eq. 2) for every group at once."""
-    updates, actors, critics = [], list(actors), list(critics)
-    return_sums, episodes = list(return_sums), list(episodes)
-    for index, (group, state) in enumerate(zip(groups, states)):
-      trajectory, actors[index] = _act(group, params[index], actors[index],
-                                       unroll_length)
+    updates, acted = [], []
+    for group, state, carry in zip(groups, states, carries):
+      trajectory, actor = _act(group, carry.params, carry.actor, unroll_length)
       total, count = rollout.completed_episode_stats(trajectory)
-      return_sums[index] += total
-      episodes[index] += count
-      critics[index] = critic_update(group, critics[index], trajectory,
-                                     state.gamma, critic_learning_rate,
-                                     costs.advantage_lambda)
+      critic = critic_update(group, carry.critic, trajectory, state.gamma,
+                             critic_learning_rate, costs.advantage_lambda)
+      acted.append(carry._replace(actor=actor, critic=critic,
+                                  return_sum=carry.return_sum + total,
+                                  episodes=carry.episodes + count))
       updates.append(update_step.GroupUpdate(
-          group.agent.apply, group.optimiser, params[index], opt_states[index],
+          group.agent.apply, group.optimiser, carry.params, carry.opt_state,
           trajectory, state.gamma, state.learning_rate, state.kl_cost))
-    results = update_step.update_groups(rule, updates)
-    pi_hat_l2, y_hat_l2 = list(pi_hat_l2), list(y_hat_l2)
-    for index, (_, _, info) in enumerate(results):
+    new_carries = []
+    for carry, (params, opt_state, info) in zip(
+        acted, update_step.update_groups(rule, updates)):
       pi_l2, y_l2 = meta_objective.target_l2(info.targets)
-      pi_hat_l2[index] += pi_l2 / num_inner_updates
-      y_hat_l2[index] += y_l2 / num_inner_updates
-    return (k + 1, [r[0] for r in results], [r[1] for r in results], actors,
-            critics, return_sums, episodes, pi_hat_l2, y_hat_l2)
+      new_carries.append(carry._replace(
+          params=params, opt_state=opt_state,
+          pi_hat_l2=carry.pi_hat_l2 + pi_l2 / num_inner_updates,
+          y_hat_l2=carry.y_hat_l2 + y_l2 / num_inner_updates))
+    return k + 1, new_carries
 
-  zeros = [tf.zeros([g.num_lifetimes]) for g in groups]
   # A while loop keeps one copy of the update in the graph, so XLA compiles a
   # window in time independent of K; differentiating it needs a static bound.
-  (_, params, opt_states, actors, critics, return_sums, episodes, pi_hat_l2,
-   y_hat_l2) = tf.while_loop(
-       lambda k, *_: k < num_inner_updates, inner_update,
-       (tf.constant(0), [s.params for s in states],
-        [s.opt_state for s in states], [s.actor for s in states],
-        [Critic(s.critic_params, s.critic_opt_state) for s in states], zeros,
-        zeros, zeros, zeros),
-       maximum_iterations=num_inner_updates)
-  params, opt_states, actors = list(params), list(opt_states), list(actors)
+  _, carries = tf.while_loop(
+      lambda k, _: k < num_inner_updates, inner_update,
+      (tf.constant(0), [_initial_carry(s) for s in states]),
+      maximum_iterations=num_inner_updates)
 
   windows, losses = [], []
-  for index, (group, state) in enumerate(zip(groups, states)):
-    trajectory, actors[index] = _act(group, params[index], actors[index],
-                                     unroll_length)
+  for group, state, carry in zip(groups, states, carries):
+    trajectory, actor = _act(group, carry.params, carry.actor, unroll_length)
     total, count = rollout.completed_episode_stats(trajectory)
-    outputs = group.agent.apply(params[index], trajectory.observation)
-    critic_values = group.critic.apply(critics[index].params,
+    outputs = group.agent.apply(carry.params, trajectory.observation)
+    critic_values = group.critic.apply(carry.critic.params,
                                        trajectory.observation).baseline
     terms = meta_objective.meta_objective(
         outputs, trajectory, critic_values, state.gamma, state.entropy_cost,
-        pi_hat_l2[index], y_hat_l2[index], costs)
+        carry.pi_hat_l2, carry.y_hat_l2, costs)
     losses.append(terms.loss)
-    critic = critic_update(group, critics[index], trajectory, state.gamma,
+    critic = critic_update(group, carry.critic, trajectory, state.gamma,
                            critic_learning_rate, costs.advantage_lambda)
     new_state = state._replace(
-        params=params[index], opt_state=opt_states[index], actor=actors[index],
+        params=carry.params, opt_state=carry.opt_state, actor=actor,
         critic_params=critic.params, critic_opt_state=critic.opt_state)
     windows.append(GroupWindow(new_state, trajectory, terms,
-                               return_sums[index] + total, episodes[index] + count))
+                               carry.return_sum + total, carry.episodes + count))
   total_lifetimes = sum(g.num_lifetimes for g in groups)
   loss = tf.add_n([tf.reduce_sum(l) for l in losses]) / total_lifetimes
-  return loss, windows
+  return WindowResult(loss, windows)
 
 
-class Critic(NamedTuple):
-  """A group's critics: parameters `[L, ...]` and their Adam state."""
-  params: Any
-  opt_state: Any
-
-
-def critic_update(group: lifetimes.LifetimeGroup, critic: Critic,
+def critic_update(group: population_lib.LifetimeGroup, critic: Critic,
                   trajectory: types.Trajectory, gamma: tf.Tensor,
                   learning_rate: float, lambda_: float) -> Critic:
   """One Adam step of the critics' TD(lambda) regression on a rollout.
@@ -167,41 +201,3 @@ def critic_update(group: lifetimes.LifetimeGroup, critic: Critic,
   params, opt_state = group.critic_optimiser.update(
       critic.params, grads, critic.opt_state, rate)
   return Critic(params, opt_state)
-
-
-def _all_finite(nest: Any) -> tf.Tensor:
-  """`[L]` True where every leaf of a `[L, ...]` nest is finite for that lifetime."""
-  checks = [tf.reduce_all(tf.reshape(tf.math.is_finite(x), [x.shape[0], -1]), 1)
-            for x in tf.nest.flatten(nest) if x.dtype.is_floating]
-  return tf.reduce_all(tf.stack(checks), axis=0)
-
-
-def advance_lifetimes(group: lifetimes.LifetimeGroup,
-                      state: lifetimes.LifetimeState, window: GroupWindow,
-                      steps_taken: int, entropy_threshold: float
-                     ) -> Tuple[lifetimes.LifetimeState, tf.Tensor, tf.Tensor]:
-  """Counts the window's steps and return; says which lifetimes end now.
-
-  A lifetime ends when it has lived its configured number of steps, when its
-  policy entropy collapses to 0 (Appendix B.1, "Preventing Early Divergence":
-  below `entropy_threshold` nats), or when its parameters stop being finite.
-
-  Returns:
-    (state, ended `[L]` bool, diverged `[L]` bool: the entropy or finiteness cases).
-  """
-  mean_return = window.return_sum / tf.maximum(window.episodes, 1.0)
-  seen = window.episodes > 0
-  blended = tf.where(state.has_return > 0,
-                     (1 - lifetimes.RETURN_AVERAGING) * state.recent_return
-                     + lifetimes.RETURN_AVERAGING * mean_return, mean_return)
-  recent_return = tf.where(seen, blended, state.recent_return)
-  has_return = tf.maximum(state.has_return, tf.cast(seen, tf.float32))
-  steps = state.steps + steps_taken
-  diverged = tf.logical_or(
-      window.terms.policy_entropy < entropy_threshold,
-      tf.logical_not(tf.logical_and(_all_finite(state.params),
-                                    _all_finite(state.critic_params))))
-  ended = tf.logical_or(steps >= group.lifetime_steps, diverged)
-  state = state._replace(steps=steps, recent_return=recent_return,
-                         has_return=has_return)
-  return state, ended, diverged

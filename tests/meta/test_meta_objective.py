@@ -6,7 +6,7 @@ from absl.testing import absltest
 
 from lpg_tf import types
 from lpg_tf.meta import meta_objective
-from tests.learning.test_returns import reference_lambda_returns
+from tests.test_rl_math import reference_lambda_returns
 
 L, T, B, A, M = 2, 5, 3, 4, 6
 

@@ -154,9 +154,9 @@ class TrainerBehaviourTest(absltest.TestCase):
     for _ in range(3):
       numbers = trainer.step()
     self.assertEqual(numbers["ended_lifetimes"], 4.0)
-    for group in trainer.groups:
+    for group in trainer.population.groups:
       self.assertTrue(np.all(group.read().steps.numpy() == 0))
-    counts = trainer.bandits.bandits["chain/short"].counts
+    counts = trainer.population.bandits.bandits["chain/short"].counts
     self.assertGreater(counts.sum(), 0)
 
   def test_non_finite_meta_gradient_is_skipped(self):
@@ -169,8 +169,8 @@ class TrainerBehaviourTest(absltest.TestCase):
     real_step = trainer._compiled_step
 
     def nan_step(states):
-      grads, *rest = real_step(states)
-      return ([g * np.nan for g in grads], *rest)
+      out = real_step(states)
+      return out._replace(grads=[g * np.nan for g in out.grads])
 
     with mock.patch.object(trainer, "_compiled_step", nan_step), \
         self.assertLogs(level="WARNING") as logs:
