@@ -12,6 +12,7 @@ from typing import Any, List, NamedTuple, Sequence, Tuple
 import tensorflow as tf
 
 from lpg_tf import rl_math
+from lpg_tf import shapes
 from lpg_tf import types
 from lpg_tf.learning import agent_update
 from lpg_tf.learning import layout
@@ -44,6 +45,15 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
     outputs: the agent's outputs at s_0..s_T, `[L, T + 1, B, ...]`.
     gamma: `[L]` discount factor of each lifetime.
   """
+  shapes.assert_shapes("rule_inputs", [
+      ("trajectory.action", trajectory.action, ["L", "T", "B"]),
+      ("trajectory.reward", trajectory.reward, ["L", "T", "B"]),
+      ("trajectory.discount", trajectory.discount, ["L", "T", "B"]),
+      ("outputs.policy_logits", outputs.policy_logits, ["L", "T+1", "B", None]),
+      ("outputs.prediction_logits", outputs.prediction_logits,
+       ["L", "T+1", "B", None]),
+      ("outputs.baseline", outputs.baseline, ["L", "T+1", "B"]),
+      ("gamma", gamma, ["L"])])
   pi_a = tf.exp(rl_math.log_prob(outputs.policy_logits[:, :-1],
                                       trajectory.action))
   y = tf.nn.softmax(outputs.prediction_logits)
@@ -89,6 +99,17 @@ def _concat_inputs(inputs: Sequence[types.RuleInputs]) -> types.RuleInputs:
   return types.RuleInputs(*[tf.concat(xs, axis=1) for xs in zip(*inputs)])
 
 
+def _check_group(group: GroupUpdate) -> None:
+  """Raises ValueError unless theta, the trajectory and alpha agree on L."""
+  shapes.assert_shapes("update_groups", [
+      ("trajectory.action", group.trajectory.action, ["L", "T", "B"]),
+      ("gamma", group.gamma, ["L"]),
+      ("learning_rate", group.learning_rate, ["L"]),
+      ("kl_cost", group.kl_cost, ["L"]),
+  ] + [(f"params[{i}]", p, ["L"]) for i, p in enumerate(tf.nest.flatten(
+      group.params))], prefix_only=True)
+
+
 def update_groups(rule: rule_base.UpdateRule, groups: Sequence[GroupUpdate]
                  ) -> List[Tuple[Any, Any, UpdateInfo]]:
   """theta' for every group: one rule call over all groups' trajectories.
@@ -104,6 +125,7 @@ def update_groups(rule: rule_base.UpdateRule, groups: Sequence[GroupUpdate]
   with tf.GradientTape() as inner_tape:
     all_outputs, all_inputs = [], []
     for group in groups:
+      _check_group(group)
       inner_tape.watch(group.params)
       outputs = group.apply_fn(group.params, group.trajectory.observation)
       all_outputs.append(outputs)

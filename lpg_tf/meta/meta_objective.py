@@ -10,11 +10,12 @@ L2 penalties apply to every (pi_hat, y_hat) the rule produced during the K inner
 updates of the window; ||y_hat||^2 is the squared norm of the m-vector.
 """
 
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Sequence, Tuple
 
 import tensorflow as tf
 
 from lpg_tf import rl_math
+from lpg_tf import shapes
 from lpg_tf import types
 from lpg_tf.learning import layout
 
@@ -83,6 +84,10 @@ def meta_objective(outputs: types.AgentOutput, trajectory: types.Trajectory,
       averaged over the window.
     costs: beta1, beta2, beta3 and the advantage's lambda.
   """
+  check_scoring_shapes("meta_objective", outputs, trajectory, critic_values,
+                       [("gamma", gamma), ("policy_entropy_cost",
+                                           policy_entropy_cost),
+                        ("pi_hat_l2", pi_hat_l2), ("y_hat_l2", y_hat_l2)])
   values = tf.stop_gradient(critic_values)
   g = lifetime_lambda_returns(trajectory, values, gamma, costs.advantage_lambda)
   advantage = tf.stop_gradient(g - values[:, :-1])
@@ -105,6 +110,35 @@ def critic_loss(critic_values: tf.Tensor, trajectory: types.Trajectory,
 
   The target uses the critic's own (stopped) values for bootstrapping.
   """
+  shapes.assert_shapes("critic_loss", [
+      ("trajectory.reward", trajectory.reward, ["L", "T", "B"]),
+      ("critic_values", critic_values, ["L", None, "B"]),
+      ("gamma", gamma, ["L"])])
   g = lifetime_lambda_returns(trajectory, tf.stop_gradient(critic_values), gamma,
                               lambda_)
   return tf.reduce_mean(0.5 * tf.square(critic_values[:, :-1] - g), axis=[1, 2])
+
+
+def check_scoring_shapes(where: str, outputs: types.AgentOutput,
+                         trajectory: types.Trajectory, critic_values: tf.Tensor,
+                         per_lifetime: Sequence[Tuple[str, tf.Tensor]]) -> None:
+  """Raises ValueError unless the scoring data agree on `[L, T(+1), B]`.
+
+  Outputs and critic values cover s_0..s_T (T + 1 steps), the trajectory's
+  actions and rewards T steps, and per-lifetime coefficients are `[L]`; a
+  mismatch would otherwise broadcast into a wrong meta-gradient.
+  """
+  shapes.assert_shapes(where, [
+      ("trajectory.action", trajectory.action, ["L", "T", "B"]),
+      ("trajectory.reward", trajectory.reward, ["L", "T", "B"]),
+      ("trajectory.discount", trajectory.discount, ["L", "T", "B"]),
+      ("outputs.policy_logits", outputs.policy_logits, ["L", "T+1", "B", None]),
+      ("outputs.prediction_logits", outputs.prediction_logits,
+       ["L", "T+1", "B", None]),
+      ("critic_values", critic_values, ["L", "T+1", "B"]),
+  ] + [(name, tensor, ["L"]) for name, tensor in per_lifetime])
+  steps, steps_plus_one = trajectory.reward.shape[1], critic_values.shape[1]
+  if steps is not None and steps_plus_one is not None:
+    if steps_plus_one != steps + 1:
+      raise ValueError(f"{where}: values and outputs must cover T + 1 = "
+                       f"{steps + 1} steps, got {steps_plus_one}")

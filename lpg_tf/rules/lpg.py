@@ -21,6 +21,7 @@ import sonnet as snt
 import tensorflow as tf
 
 from lpg_tf import errors
+from lpg_tf import shapes
 from lpg_tf import types
 from lpg_tf.rules import base
 from lpg_tf.rules import lstm_backward
@@ -143,11 +144,13 @@ class LPG(snt.Module, base.UpdateRule):
                           pi_a=scalar, y=vector, y_next=vector, baseline=None))
 
   def _check_shapes(self, inputs: types.RuleInputs) -> None:
-    """Static rank and m checks, so a wrong axis fails before any compute."""
-    for field in ("reward", "discount", "gamma", "pi_a"):
-      rank = getattr(inputs, field).shape.rank
-      if rank != 2:
-        raise ValueError(f"LPG input {field} must be [T, N], got rank {rank}.")
+    """Static rank, [T, N] and m checks, so a wrong axis fails before any
+    compute (an input laid out [L, T, B] would otherwise run as a wrong T)."""
+    shapes.assert_shapes("LPG", [
+        (field, getattr(inputs, field), ["T", "N"])
+        for field in ("reward", "discount", "gamma", "pi_a")
+    ] + [(field, getattr(inputs, field), ["T", "N", None])
+         for field in ("y", "y_next")])
     for field in ("y", "y_next"):
       shape = getattr(inputs, field).shape
       if shape.rank != 3 or shape[-1] != self._prediction_size:
