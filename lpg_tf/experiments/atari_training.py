@@ -45,10 +45,10 @@ from lpg_tf import agents
 from lpg_tf import errors
 from lpg_tf import rules
 from lpg_tf.analysis import curves
-from lpg_tf.distributed import learner as learner_lib
 from lpg_tf.distributed import pipeline as pipeline_lib
 from lpg_tf.envs import atari
 from lpg_tf.experiments import train_agent
+from lpg_tf.learning import learner as learner_lib
 from lpg_tf.rules import base as rule_base
 
 DEFAULT_NUM_ACTORS = 2  # one per core of a 2-core machine.
@@ -205,8 +205,10 @@ def train_atari(game: str, rule_name: str, workdir: str, steps: int,
           sample_timeout_s=sample_timeout_s,
           max_episode_frames=max_episode_frames) as pipeline:
         learner = learner_lib.Learner(
-            agent, rule, preset.optimiser, lr, alpha_y, discount,
-            pipeline.trajectories(), jit_compile=jit_compile)
+            agent, rule, preset.optimiser, learning_rate=[lr],
+            kl_cost=[alpha_y], gamma=[discount],
+            source=learner_lib.IteratorSource(pipeline.trajectories()),
+            jit_compile=jit_compile)
         points, rate = _train_seed(learner, pipeline, log, index, seeds,
                                    num_updates, log_every, spec.name)
       finite = [p for p in points if not math.isnan(p)]
@@ -238,16 +240,18 @@ def _train_seed(learner: learner_lib.Learner,
                 index: int, seeds: int, num_updates: int, log_every: int,
                 game: str) -> Tuple[List[float], float]:
   """The update loop of one seed; returns (its logged returns, frames/s)."""
-  returns: List[float] = []
+  return_sum, episodes = 0.0, 0
   points: List[float] = []
   first_update_done = None
   steps = steps_at_first = 0
   for update in range(1, num_updates + 1):
     metrics = learner.step()
-    pipeline.publish(update, learner.params())
+    pipeline.publish(update, learner.params)
     pipeline.check_actors()
-    steps += metrics.env_steps
-    returns.extend(metrics.episode_returns.tolist())
+    env_steps = int(metrics["env_steps"][0])
+    steps += env_steps
+    return_sum += float(metrics["episode_return_sum"][0])
+    episodes += int(metrics["episode_count"][0])
     if first_update_done is None:
       first_update_done, steps_at_first = time.time(), steps
     if update % log_every and update != num_updates:
@@ -255,22 +259,23 @@ def _train_seed(learner: learner_lib.Learner,
     elapsed = time.time() - first_update_done
     frames_per_s = ((steps - steps_at_first) * atari.FRAME_SKIP
                     / max(elapsed, 1e-9))
-    episode_return = float(np.mean(returns)) if returns else math.nan
-    scalars = {"loss": metrics.loss, "policy_entropy": metrics.policy_entropy}
+    episode_return = return_sum / episodes if episodes else math.nan
+    loss, entropy = float(metrics["loss"][0]), float(metrics["policy_entropy"][0])
+    scalars = {"loss": loss, "policy_entropy": entropy}
     if frames_per_s > 0:
       scalars["frames_per_s"] = frames_per_s
-    normalised = log.write(index, steps, episode_return, len(returns), scalars)
-    frames_left = (num_updates - update) * metrics.env_steps * atari.FRAME_SKIP
+    normalised = log.write(index, steps, episode_return, episodes, scalars)
+    frames_left = (num_updates - update) * env_steps * atari.FRAME_SKIP
     logging.info(
         "%s seed %d/%d | frames %d/%d | return %.2f%s over %d episodes | "
         "entropy %.3f | %s", game, index + 1, seeds, steps * atari.FRAME_SKIP,
-        num_updates * metrics.env_steps * atari.FRAME_SKIP, episode_return,
+        num_updates * env_steps * atari.FRAME_SKIP, episode_return,
         "" if normalised is None else f" (human-normalised {normalised:.3f})",
-        len(returns), metrics.policy_entropy,
+        episodes, entropy,
         f"{frames_per_s:.0f} frames/s | ~{frames_left / frames_per_s:.0f}s left"
         if frames_per_s > 0 else "frames/s from the next point on")
     points.append(episode_return)
-    returns = []
+    return_sum, episodes = 0.0, 0
   elapsed = time.time() - first_update_done
   rate = ((steps - steps_at_first) * atari.FRAME_SKIP / elapsed
           if elapsed > 0 and steps > steps_at_first else math.nan)

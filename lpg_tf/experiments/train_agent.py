@@ -24,8 +24,9 @@ from lpg_tf import errors
 from lpg_tf import envs
 from lpg_tf import rules
 from lpg_tf.analysis import curves
-from lpg_tf.learning import agent_trainer
+from lpg_tf.learning import learner as learner_lib
 from lpg_tf.learning import optimizers
+from lpg_tf.learning import random_policy
 
 # A2C's agent learning rates, by the Table 3 optimiser of the environment; chosen
 # by a sweep over {10, 20, 40, 80} (SGD, tabular) and {3e-4, 1e-3, 3e-3} (Adam) on
@@ -161,18 +162,20 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
   agent = agents.build_agent(
       env.spec, num_lifetimes=seeds, seed=seed,
       prediction_size=rule.prediction_size or DEFAULT_PREDICTION_SIZE)
-  trainer = agent_trainer.AgentTrainer(
-      env, agent, rule, preset.optimiser,
+  source = learner_lib.RolloutSource(env, seeds, num_envs, unroll_length, seed)
+  learner = learner_lib.Learner(
+      agent, rule, preset.optimiser,
       learning_rate=np.full([seeds], lr, np.float32),
       kl_cost=np.full([seeds], alpha_y, np.float32),
-      gamma=np.full([seeds], gamma, np.float32), num_envs=num_envs,
-      unroll_length=unroll_length, seed=seed, jit_compile=jit_compile)
-  num_updates = -(-steps // trainer.env_steps_per_update)
+      gamma=np.full([seeds], gamma, np.float32), source=source,
+      jit_compile=jit_compile)
+  steps_per_update = source.env_steps_per_update
+  num_updates = -(-steps // steps_per_update)
   writer = curves.CurveWriter(
       workdir, f"{rule_name} on {env_name} ({seeds} seeds, B={num_envs}, T={unroll_length})")
   logging.info("Training %d seeds on %s with %s: %d updates of %d steps each "
                "(alpha_lr=%g, alpha_y=%g, gamma=%g, optimiser=%s)", seeds,
-               env_name, rule_name, num_updates, trainer.env_steps_per_update,
+               env_name, rule_name, num_updates, steps_per_update,
                lr, alpha_y, gamma, preset.optimiser)
 
   return_sum = np.zeros(seeds)
@@ -181,41 +184,41 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
   start = time.time()
   first_step_done = None
   for update in range(1, num_updates + 1):
-    metrics = trainer.step()
+    metrics = learner.step()
     if first_step_done is None:
       first_step_done = time.time()
-    return_sum += metrics.episode_return_sum
-    episodes += metrics.episode_count
+    return_sum += metrics["episode_return_sum"]
+    episodes += metrics["episode_count"]
     if update % log_every == 0 or update == num_updates:
-      env_steps = update * trainer.env_steps_per_update
+      env_steps = update * steps_per_update
       with np.errstate(invalid="ignore", divide="ignore"):
         returns = np.where(episodes > 0, return_sum / np.maximum(episodes, 1), np.nan)
       writer.write(env_steps, returns, episodes)
       elapsed = time.time() - first_step_done
-      rate = (update - 1) * trainer.env_steps_per_update * seeds / max(elapsed, 1e-9)
-      writer.scalars(env_steps, {"loss": float(np.mean(metrics.loss)),
-                                 "policy_entropy": float(np.mean(metrics.policy_entropy)),
+      rate = (update - 1) * steps_per_update * seeds / max(elapsed, 1e-9)
+      writer.scalars(env_steps, {"loss": float(np.mean(metrics["loss"])),
+                                 "policy_entropy": float(np.mean(metrics["policy_entropy"])),
                                  "env_steps_per_s": rate})
-      remaining = (num_updates - update) * trainer.env_steps_per_update * seeds
+      remaining = (num_updates - update) * steps_per_update * seeds
       logging.info("%s %s | steps/seed %d/%d | return %s | entropy %.3f | "
                    "%.0f env steps/s | ~%.0fs left", rule_name, env_name,
-                   env_steps, num_updates * trainer.env_steps_per_update,
-                   np.array2string(returns, precision=2), np.mean(metrics.policy_entropy),
+                   env_steps, num_updates * steps_per_update,
+                   np.array2string(returns, precision=2), np.mean(metrics["policy_entropy"]),
                    rate, remaining / max(rate, 1e-9))
       points.append(returns)
       return_sum[:] = 0
       episodes[:] = 0
   total_time = time.time() - start
-  trainer.sync_agent()
-  random_return = agent_trainer.random_policy_return(
+  learner.sync_agent()
+  random_return = random_policy.random_policy_return(
       env, num_envs, max(UNIFORM_POLICY_STEPS, 2 * env.spec.max_episode_steps), seed)
   png = writer.close(random_return)
   final = final_returns(np.array(points))
-  rate = num_updates * trainer.env_steps_per_update * seeds / max(total_time, 1e-9)
+  rate = num_updates * steps_per_update * seeds / max(total_time, 1e-9)
   logging.info("Done: final return per seed %s (random policy %s); curves in %s",
                np.array2string(final, precision=3), random_return, png)
   return TrainResult(final, random_return,
-                     num_updates * trainer.env_steps_per_update, rate)
+                     num_updates * steps_per_update, rate)
 
 
 def _train_atari(env_name: str, rule_name: str, workdir: str, steps: int,
