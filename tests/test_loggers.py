@@ -5,6 +5,7 @@ import glob
 import math
 import os
 
+from absl import logging as absl_logging
 from absl.testing import absltest
 import tensorflow as tf
 
@@ -72,7 +73,7 @@ class ConsoleLoggerTest(absltest.TestCase):
     clock = FakeClock()
     logger = loggers.ConsoleLogger("meta-step", total=100, keys=[
         "meta_loss", "*/episode_return"], clock=clock)
-    with self.assertLogs(level="INFO") as logs:
+    with self.assertLogs(absl_logging.get_absl_logger(), level="INFO") as logs:
       logger.write(10, {"meta_loss": 0.25, "b/episode_return": 2.0,
                         "a/episode_return": 1.0, "hidden": 3.0})
       clock.now += 4.0
@@ -86,7 +87,7 @@ class ConsoleLoggerTest(absltest.TestCase):
 
   def test_all_metrics_sorted_without_keys(self):
     logger = loggers.ConsoleLogger("update", clock=FakeClock())
-    with self.assertLogs(level="INFO") as logs:
+    with self.assertLogs(absl_logging.get_absl_logger(), level="INFO") as logs:
       logger.write(1, {"z": 1, "a": 0.5})
     self.assertEqual(logs.records[0].getMessage(),
                      "update 1 | warming up | a 0.5 | z 1")

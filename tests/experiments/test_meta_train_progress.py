@@ -2,6 +2,7 @@
 
 import types
 
+from absl import logging as absl_logging
 from absl.testing import absltest
 import numpy as np
 
@@ -85,7 +86,7 @@ class ProgressTest(absltest.TestCase):
     console = loggers.ConsoleLogger("meta-step", total=10, unit="meta-steps",
                                     keys=meta_train.CONSOLE_KEYS)
     progress = meta_train.Progress(console, fake_trainer())
-    with self.assertLogs(level="INFO") as logs:
+    with self.assertLogs(absl_logging.get_absl_logger(), level="INFO") as logs:
       progress.add(step_numbers(0.5, 0.25, 2.0))
       progress.log(1)
       progress.add(step_numbers(0.5, 0.75, 1.0))
