@@ -74,11 +74,18 @@ def _positive(name: str, value: int) -> None:
     raise errors.ConfigError(f"--{name} must be a positive integer, got {value!r}")
 
 
+# Everything train_agent writes into its work directory; --overwrite removes
+# these and nothing else.
+OWN_OUTPUTS = (curves.CSV_NAME, curves.PNG_NAME, curves.TB_DIR)
+
+
 def check_workdir(workdir: str, overwrite: bool) -> None:
   """Refuses a work directory that already holds something, unless `overwrite`.
 
   With `overwrite`, the previous run's curves and summaries are removed so the new
-  run's TensorBoard events do not mix with the old ones.
+  run's TensorBoard events do not mix with the old ones. A directory holding
+  anything train_agent does not write (a meta-training run, say) is refused
+  even then: --overwrite never deletes another kind of run.
   """
   if not workdir:
     raise errors.ConfigError("--workdir is required")
@@ -90,10 +97,28 @@ def check_workdir(workdir: str, overwrite: bool) -> None:
     raise errors.ConfigError(
         f"--workdir {workdir!r} already holds {sorted(os.listdir(workdir))}; "
         "choose a new directory, or pass --overwrite to replace that run")
+  foreign = sorted(set(os.listdir(workdir)) - set(OWN_OUTPUTS))
+  if foreign:
+    raise errors.ConfigError(
+        f"--workdir {workdir!r} holds {foreign}, which train_agent does not "
+        f"write (another kind of run); --overwrite replaces only "
+        f"{', '.join(OWN_OUTPUTS)}: choose another directory")
   for name in (curves.CSV_NAME, curves.PNG_NAME):
     if os.path.exists(os.path.join(workdir, name)):
       os.remove(os.path.join(workdir, name))
   shutil.rmtree(os.path.join(workdir, curves.TB_DIR), ignore_errors=True)
+
+
+def check_hyperparameters(learning_rate: Optional[float],
+                          kl_cost: Optional[float],
+                          gamma: Optional[float]) -> None:
+  """Range checks of the optional agent hyperparameters (None: the default)."""
+  checks = (("learning_rate", learning_rate, lambda v: v > 0, "> 0"),
+            ("kl_cost", kl_cost, lambda v: v >= 0, ">= 0"),
+            ("gamma", gamma, lambda v: 0 < v <= 1, "in (0, 1]"))
+  for name, value, is_valid, allowed in checks:
+    if value is not None and not (np.isfinite(value) and is_valid(value)):
+      raise errors.ConfigError(f"--{name} must be {allowed}, got {value!r}")
 
 
 def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
@@ -130,6 +155,7 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
     jit_compile: compile the training step with XLA.
     num_actors: Atari only: actor processes (default 2).
   """
+  check_hyperparameters(learning_rate, kl_cost, gamma)
   if env_name.startswith(ATARI_PREFIX):
     return _train_atari(env_name, rule_name, workdir, steps, seeds, num_envs,
                         unroll_length, action_space, learning_rate, kl_cost,
