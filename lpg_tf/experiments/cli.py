@@ -19,6 +19,7 @@ import sys
 from typing import List, Sequence
 
 from absl import flags
+from absl import logging as absl_logging
 import ml_collections
 from ml_collections import config_flags
 
@@ -41,6 +42,16 @@ def _verbosity(argv: Sequence[str]) -> int:
 # Read by TensorFlow's C++ logging when TensorFlow loads: hence at import time.
 if _verbosity(sys.argv) < 1:
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _from_lpg_tf_or_important(record: logging.LogRecord) -> bool:
+  """Keeps lpg_tf's own logs and every warning; drops other libraries' INFO
+  (TensorFlow logs SavedModel notices through absl)."""
+  return (record.levelno >= logging.WARNING
+          or os.path.abspath(record.pathname).startswith(_PACKAGE_DIR))
 
 
 def _one_line(error: BaseException) -> str:
@@ -96,4 +107,5 @@ def parse_flags(argv: List[str]) -> List[str]:
     _exit(error, argv)
   if flags.FLAGS.verbosity < 1:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    absl_logging.get_absl_handler().addFilter(_from_lpg_tf_or_important)
   return remaining
