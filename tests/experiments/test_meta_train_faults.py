@@ -23,6 +23,7 @@ from lpg_tf.experiments import run_directory
 from lpg_tf.experiments import stop_signals
 from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.rules import lpg
+from tests.experiments import kill_loop
 from tests.meta.test_trainer import rule_weights
 from tests.meta.test_trainer import tiny_config
 
@@ -253,6 +254,14 @@ class SubprocessTest(absltest.TestCase):
     finally:
       first.kill()
       first.communicate()
+
+  def test_kill_minus_9_loop(self):
+    summary = kill_loop.run_kill_loop(kills=20, seed=0,
+                                      root=self.create_tempdir().full_path)
+    self.assertEqual(summary["failures"], 0, summary["failure_outputs"])
+    self.assertEqual(summary["kills"], 20)
+    self.assertTrue(summary["final_rule_equal"])
+    self.assertTrue(summary["final_checkpoint_eta_equal"])
 
 
 if __name__ == "__main__":
