@@ -46,4 +46,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_meta_steps = 1500  # ~3 minutes on 2 cores, compilation included.
   config.checkpoint_every = 250
   config.log_every = 10
+  # Consecutive non-finite meta-gradients (each skipped) before the run stops.
+  config.max_nonfinite_steps = 100
   return config

@@ -6,11 +6,14 @@
       --workdir=/tmp/lpg_breakout --steps=10000000 --num_actors=2
 """
 
+# pylint: disable=g-bad-import-order
+from lpg_tf.experiments import cli  # Before TensorFlow loads: quiets it.
 from absl import app
 from absl import flags
 
 from lpg_tf import errors
 from lpg_tf.experiments import train_agent
+# pylint: enable=g-bad-import-order
 
 _ENV = flags.DEFINE_string(
     "env", None, "Environment name (lpg_tf.envs.NAMES), or atari/<Game> "
@@ -65,4 +68,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -45,6 +45,8 @@ def export_rule(rule: lpg.LPG, path: str) -> None:
   parent, name = os.path.split(path)
   os.makedirs(parent, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+  # mkdtemp makes it private (0700); the rule is for others to read and serve.
+  os.chmod(staging, _directory_mode())
   try:
     module = _ExportedRule(rule)
     tf.saved_model.save(module, staging,
@@ -55,6 +57,13 @@ def export_rule(rule: lpg.LPG, path: str) -> None:
     _replace_directory(staging, path)
   finally:
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _directory_mode() -> int:
+  """The mode os.makedirs would give a new directory: 0777 less the umask."""
+  umask = os.umask(0)
+  os.umask(umask)
+  return 0o777 & ~umask
 
 
 def load_rule_into(rule: lpg.LPG, path: str) -> None:

@@ -186,6 +186,15 @@ class ExportTest(parameterized.TestCase):
     self.assert_matches_rule(kept.pi_hat, kept.y_hat,
                              other(rule_inputs(self.inputs)))
 
+  def test_export_is_readable_by_others(self):
+    path = os.path.join(self.create_tempdir().full_path, "rule")
+    umask = os.umask(0o022)
+    try:
+      export.export_rule(self.rule, path)
+    finally:
+      os.umask(umask)
+    self.assertEqual(os.stat(path).st_mode & 0o777, 0o755)
+
   def test_missing_directory(self):
     missing = os.path.join(self.root, "missing")
     with self.assertRaisesRegex(errors.ConfigError, "not an lpg_tf rule"):

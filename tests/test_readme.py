@@ -35,6 +35,14 @@ class ReadmeTest(absltest.TestCase):
       else:
         self.assertEqual(tuple(namespace["out"]["y_hat"].shape), (3, 2, 30))
 
+  def test_links_stay_inside_the_repository(self):
+    root = os.path.dirname(README)
+    with open(README, encoding="utf-8") as f:
+      text = f.read()
+    self.assertNotIn("../", text)
+    for target in re.findall(r"\]\(([^)#:]+)\)", text):
+      self.assertTrue(os.path.exists(os.path.join(root, target)), target)
+
 
 if __name__ == "__main__":
   absltest.main()

@@ -21,6 +21,7 @@ observation of an episode is its true terminal one; there is no automatic
 reset, so call `reset()` to go on.
 """
 
+import os
 from typing import Any, Dict, Optional, Tuple
 
 import gymnasium
@@ -34,6 +35,10 @@ from lpg_tf.envs import registry
 ID_PREFIX = "lpg_tf/"
 ID_SUFFIX = "-v0"
 _ENTRY_POINT = "lpg_tf.envs.gym_adapter:GymEnvironment"
+_VECTOR_ENTRY_POINT = "lpg_tf.envs.gym_vector:VectorGymEnvironment"
+# TensorFlow cannot run in a process forked from one where it has run (its
+# thread pools do not survive a fork): gymnasium's "async" vector mode forks.
+_IMPORTED_BY_PID = os.getpid()
 
 
 def gym_id(name: str) -> str:
@@ -42,12 +47,17 @@ def gym_id(name: str) -> str:
 
 
 def register_gymnasium() -> None:
-  """Registers one gymnasium id per `registry.NAMES` entry; idempotent."""
+  """Registers one gymnasium id per `registry.NAMES` entry; idempotent.
+
+  `gymnasium.make` builds a `GymEnvironment`; `gymnasium.make_vec` builds a
+  `gym_vector.VectorGymEnvironment` (all environments in one TensorFlow step).
+  """
   for name in registry.NAMES:
     env_id = gym_id(name)
     if env_id not in gymnasium.registry:
       gymnasium.register(
-          id=env_id, entry_point=_ENTRY_POINT, kwargs={"name": name})
+          id=env_id, entry_point=_ENTRY_POINT,
+          vector_entry_point=_VECTOR_ENTRY_POINT, kwargs={"name": name})
 
 
 class GymEnvironment(gymnasium.Env):
@@ -67,7 +77,19 @@ class GymEnvironment(gymnasium.Env):
     Args:
       name: one of `registry.NAMES`.
       action_space: for grid worlds, "move" (default) or "move_and_collect".
+
+    Raises:
+      RuntimeError: in a process forked after lpg_tf was imported (as by
+        `gymnasium.make_vec(..., vectorization_mode="async")`), where
+        TensorFlow would hang.
     """
+    if os.getpid() != _IMPORTED_BY_PID:
+      raise RuntimeError(
+          "lpg_tf environments cannot run in a process forked after TensorFlow "
+          "started (gymnasium's async vector mode forks, and TensorFlow would "
+          "hang). Use gymnasium.make_vec(id, num_envs) (one batched in-graph "
+          "environment, the fastest), vectorization_mode=\"sync\", or "
+          "vector_kwargs={\"context\": \"spawn\"}.")
     self._env = registry.make(name, action_space)
     spec = self._env.spec
     if spec.num_states is not None:

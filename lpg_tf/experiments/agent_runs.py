@@ -27,11 +27,18 @@ def default_log_every(num_updates: int) -> int:
   return max(1, num_updates // DEFAULT_LOG_POINTS)
 
 
+# Everything an agent-training run writes into its work directory; --overwrite
+# removes these and nothing else.
+OWN_OUTPUTS = (curves.CSV_NAME, curves.PNG_NAME, curves.TB_DIR)
+
+
 def check_workdir(workdir: str, overwrite: bool) -> None:
   """Refuses a work directory that already holds something, unless `overwrite`.
 
   With `overwrite`, the previous run's curves and summaries are removed so the new
-  run's TensorBoard events do not mix with the old ones.
+  run's TensorBoard events do not mix with the old ones. A directory holding
+  anything an agent-training run does not write (a meta-training run, say) is
+  refused even then: --overwrite never deletes another kind of run.
   """
   if not workdir:
     raise errors.ConfigError("--workdir is required")
@@ -43,6 +50,12 @@ def check_workdir(workdir: str, overwrite: bool) -> None:
     raise errors.ConfigError(
         f"--workdir {workdir!r} already holds {sorted(os.listdir(workdir))}; "
         "choose a new directory, or pass --overwrite to replace that run")
+  foreign = sorted(set(os.listdir(workdir)) - set(OWN_OUTPUTS))
+  if foreign:
+    raise errors.ConfigError(
+        f"--workdir {workdir!r} holds {foreign}, which train_agent does not "
+        f"write (another kind of run); --overwrite replaces only "
+        f"{', '.join(OWN_OUTPUTS)}: choose another directory")
   for name in (curves.CSV_NAME, curves.PNG_NAME):
     if os.path.exists(os.path.join(workdir, name)):
       os.remove(os.path.join(workdir, name))

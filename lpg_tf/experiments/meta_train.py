@@ -1,21 +1,39 @@
 """Meta-train an LPG rule: the library side of `launchers/tpu_meta_train.py`.
 
 Work directory layout:
-  DIR/config.json     the run's config (a resume must match it)
+  DIR/config.json     the run's config (a continued run must match it)
   DIR/checkpoints/    tf.train.Checkpoint of the whole training state
-  DIR/rule/           the exported rule (SavedModel, `serving_default`)
+  DIR/rule/           the exported rule (SavedModel, `serving_default`), always
+                      the newest checkpoint's eta once a run starts or stops
   DIR/tb/             TensorBoard summaries
+  DIR/.lock           held by the running trainer (its pid inside)
 
-Every bad input (unknown environment, malformed values, a resume of a run with
-another config, a wrong SavedModel for `init_rule`) raises `errors.ConfigError`
-before any training work.
+A run directory is always either startable or resumable (run_directory.py):
+running the same command again continues the run from its newest intact
+checkpoint (or from step 0 if it was stopped before its first checkpoint);
+`--resume` says the same and refuses a directory without a run. A directory
+holding another config is refused; only RESUMABLE_FIELDS may change. A run that
+is already complete says so and how to extend it.
+
+Every bad input (unknown environment, unknown config key, out-of-range values,
+a resume of a run with another config, a wrong SavedModel for `init_rule`)
+raises `errors.ConfigError` before anything is written. While it runs:
+
+  * SIGTERM or Ctrl-C stops the run after the current meta-step: it checkpoints,
+    exports the rule and raises `stop_signals.Stopped`;
+  * eta is never saved while non-finite, and `config.max_nonfinite_steps`
+    consecutive non-finite meta-gradients stop the run; both raise
+    `run_directory.RunError` naming the last good checkpoint;
+  * a full disk raises `run_directory.RunError` (which path, how much space);
+    the previous checkpoint stays intact.
 """
 
 import fnmatch
+import glob
 import json
 import os
 import time
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 from absl import logging
 import ml_collections
@@ -26,26 +44,24 @@ from lpg_tf import errors
 from lpg_tf import export
 from lpg_tf import loggers
 from lpg_tf.distributed import strategy as strategy_lib
+from lpg_tf.experiments import config_validation
+from lpg_tf.experiments import run_directory
+from lpg_tf.experiments import stop_signals
 from lpg_tf.meta import meta_objective
 from lpg_tf.meta import population as population_lib
 from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.rules import lpg
 from lpg_tf.rules import saved_model
 
-CONFIG_NAME = "config.json"
-CHECKPOINT_DIR = "checkpoints"
-RULE_DIR = "rule"
+CONFIG_NAME = run_directory.CONFIG_NAME
+CHECKPOINT_DIR = run_directory.CHECKPOINT_DIR
+RULE_DIR = run_directory.RULE_DIR
 TB_DIR = "tb"
 # Config fields a resumed run may change: they set only run length, checkpoint
-# period or logging.
-RESUMABLE_FIELDS = ("num_meta_steps", "checkpoint_every", "log_every")
+# period, logging or when to give up on non-finite meta-gradients.
+RESUMABLE_FIELDS = ("num_meta_steps", "checkpoint_every", "log_every",
+                    "max_nonfinite_steps")
 CHECKPOINTS_TO_KEEP = 3
-
-
-def _positive_int(config: ml_collections.ConfigDict, name: str) -> None:
-  value = config[name]
-  if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-    raise errors.ConfigError(f"config.{name} must be a positive integer, got {value!r}")
 
 
 def population_spec(config: ml_collections.ConfigDict) -> population_lib.PopulationSpec:
@@ -88,12 +104,7 @@ def build_rule(config: ml_collections.ConfigDict) -> lpg.LPG:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks every config value before any work."""
-  for name in ("num_meta_steps", "checkpoint_every", "log_every", "seed"):
-    if name == "seed":
-      if not isinstance(config.seed, int) or config.seed < 0:
-        raise errors.ConfigError(f"config.seed must be a non-negative integer, got {config.seed!r}")
-    else:
-      _positive_int(config, name)
+  config_validation.check(config)
   if config.strategy not in strategy_lib.KINDS:
     raise errors.ConfigError(
         f"config.strategy {config.strategy!r} unknown; valid: {strategy_lib.KINDS}")
@@ -102,46 +113,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   build_rule(config)
 
 
-def _comparable(config_dict: Dict[str, Any]) -> Dict[str, Any]:
-  return {k: v for k, v in config_dict.items() if k not in RESUMABLE_FIELDS}
-
-
 def _config_json(config: ml_collections.ConfigDict) -> Dict[str, Any]:
   return json.loads(config.to_json())
-
-
-def prepare_workdir(workdir: str, config: ml_collections.ConfigDict,
-                    resume: bool) -> None:
-  """Creates or checks the work directory; refuses to mix runs."""
-  if not workdir:
-    raise errors.ConfigError("--workdir is required")
-  config_path = os.path.join(workdir, CONFIG_NAME)
-  checkpoints = os.path.join(workdir, CHECKPOINT_DIR)
-  has_run = os.path.exists(config_path) or (
-      os.path.isdir(checkpoints) and os.listdir(checkpoints))
-  if resume:
-    if not tf.train.latest_checkpoint(checkpoints):
-      raise errors.ConfigError(
-          f"--resume: no checkpoint under {checkpoints}; start without --resume")
-    with open(config_path) as f:
-      saved = json.load(f)
-    current = _config_json(config)
-    differing = sorted(k for k in set(_comparable(saved)) | set(_comparable(current))
-                       if saved.get(k) != current.get(k))
-    if differing:
-      details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}"
-                          for k in differing)
-      raise errors.ConfigError(
-          f"--resume: {workdir} was written by another config ({details}). Only "
-          f"{', '.join(RESUMABLE_FIELDS)} may change on resume")
-    return
-  if has_run:
-    raise errors.ConfigError(
-        f"--workdir {workdir} already holds a run; pass --resume to continue it "
-        "or choose a new directory")
-  os.makedirs(workdir, exist_ok=True)
-  with open(config_path, "w") as f:
-    json.dump(_config_json(config), f, indent=2, sort_keys=True)
 
 
 # Numbers that count events: a logging point reports their sum over its window;
@@ -250,16 +223,23 @@ class Progress:
 def meta_train(config: ml_collections.ConfigDict, workdir: str,
                resume: bool = False,
                init_rule: Optional[str] = None) -> Dict[str, float]:
-  """Runs (or resumes) meta-training up to `config.num_meta_steps` meta-steps.
+  """Runs (or continues) meta-training up to `config.num_meta_steps` meta-steps.
 
   Args:
     config: a config like configs/cpu.py.
     workdir: the run's directory (see module docstring).
-    resume: continue the run in `workdir` from its latest checkpoint.
+    resume: continue the run in `workdir`; an error if it holds none. Without
+      it, a run with the same config in `workdir` is continued all the same.
     init_rule: an exported rule (SavedModel directory) to start eta from.
 
   Returns:
-    The last logged numbers (see `Progress`).
+    The last logged numbers (empty if the run was already complete).
+
+  Raises:
+    errors.ConfigError: bad input, before anything is written.
+    run_directory.RunError: the directory is in use or unusable, the disk is
+      full, or eta diverged.
+    stop_signals.Stopped: SIGTERM or SIGINT stopped the run (after saving).
   """
   validate(config)
   if resume and init_rule:
@@ -267,7 +247,17 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
                              "with --resume")
   if init_rule:
     saved_model.read_metadata(init_rule)
-  prepare_workdir(workdir, config, resume)
+  with stop_signals.StopRequests() as stop:
+    lock, start_from = run_directory.open_run(
+        workdir, _config_json(config), RESUMABLE_FIELDS, resume, init_rule)
+    with lock:
+      return _run(config, workdir, start_from, init_rule, stop)
+
+
+def _run(config: ml_collections.ConfigDict, workdir: str,
+         start_from: Optional[str], init_rule: Optional[str],
+         stop: stop_signals.StopRequests) -> Dict[str, float]:
+  """meta_train's loop, in a locked run directory."""
   strategy = strategy_lib.resolve(config.strategy)
   # eta_0 comes from Sonnet's initialisers (stateful ops): the global seed makes
   # it a function of config.seed. Everything else draws from stateless seeds.
@@ -277,39 +267,101 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
     meta_trainer = trainer_lib.MetaTrainer(
         rule, population_spec(config), meta_spec(config), seed=config.seed,
         strategy=strategy, jit_compile=config.jit_compile)
-  if init_rule:
-    export.load_rule_into(rule, init_rule)
-    logging.info("Initialised eta from %s", init_rule)
   checkpoint = tf.train.Checkpoint(**meta_trainer.checkpoint_items())
   manager = tf.train.CheckpointManager(
       checkpoint, os.path.join(workdir, CHECKPOINT_DIR),
-      max_to_keep=CHECKPOINTS_TO_KEEP)
-  if resume:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    logging.info("Resumed from %s at meta-step %d", manager.latest_checkpoint,
-                 int(meta_trainer.step_counter.numpy()))
+      max_to_keep=CHECKPOINTS_TO_KEEP,
+      checkpoint_name=run_directory.CHECKPOINT_PREFIX)
+  if start_from is None:
+    if init_rule:
+      export.load_rule_into(rule, init_rule)
+      logging.info("Initialised eta from %s", init_rule)
+  else:
+    status = checkpoint.restore(start_from)
+    status.assert_existing_objects_matched()
+    step = int(meta_trainer.step_counter.numpy())
+    logging.info("Resumed from %s at meta-step %d", start_from, step)
+    # A kill during the last export may have left rule/ behind the checkpoint.
+    _export(meta_trainer, workdir)
+    if step >= config.num_meta_steps:
+      status.expect_partial()  # The optimiser's slots are never built: no step.
+      logging.info(
+          "The run in %s is complete at meta-step %d (config.num_meta_steps="
+          "%d); its rule is in %s. To extend it, run the same command with "
+          "--config.num_meta_steps=<more than %d>", workdir, step,
+          config.num_meta_steps, os.path.join(workdir, RULE_DIR), step)
+      return {}
   progress = Progress(loggers.Dispatcher([
       loggers.TensorBoardLogger(os.path.join(workdir, TB_DIR)),
       loggers.ConsoleLogger("meta-step", total=config.num_meta_steps,
                             unit="meta-steps", keys=CONSOLE_KEYS)]),
       meta_trainer)
   numbers: Dict[str, float] = {}
-  step = int(meta_trainer.step_counter.numpy())
-  while step < config.num_meta_steps:
-    progress.add(meta_trainer.step())
+  step = saved_step = int(meta_trainer.step_counter.numpy())
+  nonfinite_steps = 0
+  while step < config.num_meta_steps and stop.requested is None:
+    step_numbers = meta_trainer.step()
+    progress.add(step_numbers)
     step = int(meta_trainer.step_counter.numpy())
+    nonfinite_steps = (0 if step_numbers["meta_gradient_finite"]
+                       else nonfinite_steps + 1)
+    if nonfinite_steps >= config.max_nonfinite_steps:
+      raise run_directory.RunError(
+          f"{nonfinite_steps} consecutive meta-steps (up to {step}) had a "
+          f"non-finite meta-gradient (config.max_nonfinite_steps="
+          f"{config.max_nonfinite_steps}); stopping. "
+          f"{_last_good(manager, workdir)}")
     if step % config.log_every == 0 or step == config.num_meta_steps or step == 1:
       numbers = progress.log(step)
     if step % config.checkpoint_every == 0 or step == config.num_meta_steps:
       save(manager, meta_trainer, workdir, step)
+      saved_step = step
   progress.close(step)
+  if stop.requested is not None:
+    if step != saved_step:
+      save(manager, meta_trainer, workdir, step)
+    raise stop_signals.Stopped(stop.requested, step)
   return numbers
+
+
+def _last_good(manager: tf.train.CheckpointManager, workdir: str) -> str:
+  """Where the last finite eta is, for error messages."""
+  if manager.latest_checkpoint is None:
+    return "No checkpoint was written yet."
+  return (f"The last good checkpoint is {manager.latest_checkpoint} and its rule "
+          f"is in {os.path.join(workdir, RULE_DIR)}.")
+
+
+def _needed_bytes(previous: Iterable[str], variables: Iterable[tf.Variable]) -> int:
+  """What a new write will take: the previous one's size, or the variables'."""
+  return run_directory.used_bytes(list(previous)) or sum(
+      v.shape.num_elements() * v.dtype.size for v in variables)
+
+
+def _export(meta_trainer: trainer_lib.MetaTrainer, workdir: str) -> None:
+  """Exports the rule to DIR/rule; a full disk raises RunError."""
+  rule_dir = os.path.join(workdir, RULE_DIR)
+  with run_directory.out_of_space_errors(
+      rule_dir, _needed_bytes([rule_dir], meta_trainer.rule.variables)):
+    export.export_rule(meta_trainer.rule, rule_dir)
 
 
 def save(manager: tf.train.CheckpointManager, meta_trainer: trainer_lib.MetaTrainer,
          workdir: str, step: int) -> None:
-  """Checkpoints the whole state, then exports the rule (both atomically)."""
-  path = manager.save(checkpoint_number=step)
-  export.export_rule(meta_trainer.rule, os.path.join(workdir, RULE_DIR))
+  """Checkpoints the whole state, then exports the rule (both atomically).
+
+  Raises:
+    run_directory.RunError: eta is not finite (nothing is written), or the
+      disk is full (the previous checkpoint stays intact).
+  """
+  if not all(np.all(np.isfinite(v.numpy())) for v in meta_trainer.rule.variables):
+    raise run_directory.RunError(
+        f"eta is not finite at meta-step {step}: it is neither checkpointed nor "
+        f"exported; stopping. {_last_good(manager, workdir)}")
+  previous = glob.glob(f"{manager.latest_checkpoint}.*") if manager.latest_checkpoint else []
+  with run_directory.out_of_space_errors(
+      manager.directory, _needed_bytes(previous, meta_trainer.variables)):
+    path = manager.save(checkpoint_number=step)
+  _export(meta_trainer, workdir)
   logging.info("Saved %s and exported the rule to %s", path,
                os.path.join(workdir, RULE_DIR))

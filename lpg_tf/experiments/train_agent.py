@@ -64,6 +64,18 @@ def _positive(name: str, value: int) -> None:
     raise errors.ConfigError(f"--{name} must be a positive integer, got {value!r}")
 
 
+def check_hyperparameters(learning_rate: Optional[float],
+                          kl_cost: Optional[float],
+                          gamma: Optional[float]) -> None:
+  """Range checks of the optional agent hyperparameters (None: the default)."""
+  checks = (("learning_rate", learning_rate, lambda v: v > 0, "> 0"),
+            ("kl_cost", kl_cost, lambda v: v >= 0, ">= 0"),
+            ("gamma", gamma, lambda v: 0 < v <= 1, "in (0, 1]"))
+  for name, value, is_valid, allowed in checks:
+    if value is not None and not (np.isfinite(value) and is_valid(value)):
+      raise errors.ConfigError(f"--{name} must be {allowed}, got {value!r}")
+
+
 def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
                  seeds: int, num_envs: Optional[int] = None,
                  unroll_length: int = 20,
@@ -99,6 +111,7 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
     jit_compile: compile the training step with XLA.
     num_actors: Atari only: actor processes (default 2).
   """
+  check_hyperparameters(learning_rate, kl_cost, gamma)
   if env_name.startswith(ATARI_PREFIX):
     return _train_atari(env_name, rule_name, workdir, steps, seeds, num_envs,
                         unroll_length, action_space, learning_rate, kl_cost,

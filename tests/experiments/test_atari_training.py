@@ -79,7 +79,8 @@ class ValidationTest(parameterized.TestCase):
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "launchers", "train_agent.py"),
          "--env=atari/NoSuchGame", "--workdir=/tmp/unused_lpg_tf_atari_dir"],
-        capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
+        capture_output=True, text=True, timeout=300, cwd=REPO, check=False,
+        env=dict(os.environ, PYTHONPATH=REPO))
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("Unknown Atari game", result.stderr)
     self.assertFalse(os.path.exists("/tmp/unused_lpg_tf_atari_dir"))

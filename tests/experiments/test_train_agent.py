@@ -9,6 +9,7 @@ from absl.testing import parameterized
 import numpy as np
 
 from lpg_tf import errors
+from lpg_tf.experiments import agent_runs
 from lpg_tf.experiments import train_agent
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -17,7 +18,8 @@ LAUNCHER = os.path.join(REPO, "launchers", "train_agent.py")
 
 def run_launcher(*args):
   return subprocess.run([sys.executable, LAUNCHER, *args], capture_output=True,
-                        text=True, timeout=300, cwd=REPO)
+                        text=True, timeout=300, cwd=REPO,
+                        env=dict(os.environ, PYTHONPATH=REPO))
 
 
 class ValidationTest(parameterized.TestCase):
@@ -51,6 +53,31 @@ class ValidationTest(parameterized.TestCase):
       train_agent.train_agents("chain/short", "a2c", workdir.full_path, steps=10, seeds=1)
     with open(os.path.join(workdir.full_path, "curve.csv")) as f:
       self.assertEqual(f.read(), "seed,env_steps\n0,1\n")
+
+  @parameterized.parameters(("gamma", 1.5), ("gamma", 0.0), ("learning_rate", -0.1),
+                            ("learning_rate", 0.0), ("kl_cost", -1.0),
+                            ("gamma", float("nan")))
+  def test_out_of_range_hyperparameters_name_the_flag(self, flag, value):
+    workdir = os.path.join(self.create_tempdir().full_path, "run")
+    with self.assertRaisesRegex(errors.ConfigError, f"--{flag} must be"):
+      train_agent.train_agents("chain/short", "a2c", workdir, steps=10, seeds=1,
+                               **{flag: value})
+    self.assertFalse(os.path.exists(workdir))
+
+  def test_overwrite_refuses_another_kind_of_run(self):
+    workdir = self.create_tempdir()
+    workdir.create_file("config.json", content="{}")
+    events = workdir.create_file("tb/events.out", content="meta-training history")
+    with self.assertRaisesRegex(errors.ConfigError, "config.json.*another kind of run"):
+      agent_runs.check_workdir(workdir.full_path, overwrite=True)
+    self.assertEqual(events.read_text(), "meta-training history")
+
+  def test_overwrite_removes_only_its_own_outputs(self):
+    workdir = self.create_tempdir()
+    workdir.create_file("curve.csv", content="seed\n")
+    workdir.create_file("tb/events.out", content="old run")
+    agent_runs.check_workdir(workdir.full_path, overwrite=True)
+    self.assertEqual(os.listdir(workdir.full_path), [])
 
   def test_launcher_reports_bad_flag_before_work(self):
     result = run_launcher("--env=nowhere", "--workdir=/tmp/unused_lpg_tf_dir")

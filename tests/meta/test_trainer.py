@@ -90,21 +90,39 @@ class InputErrorsTest(absltest.TestCase):
 
   def test_malformed_values(self):
     for key, value in (("num_meta_steps", 0), ("population.num_envs", -1),
-                       ("strategy", "cluster"), ("meta.learning_rate", 0.0)):
-      with self.subTest(key=key), self.assertRaises(errors.ConfigError):
+                       ("strategy", "cluster"), ("meta.learning_rate", 0.0),
+                       ("meta.learning_rate", -1e-3), ("meta.learning_rate", float("nan")),
+                       ("meta.critic_learning_rate", 0.0), ("meta.pi_hat_l2_cost", -1.0),
+                       ("meta.y_hat_l2_cost", -0.1), ("meta.prediction_entropy_cost", -1.0),
+                       ("meta.advantage_lambda", 1.5), ("meta.bandit_temperature", 0.0),
+                       ("meta.bandit_exploration_bonus", -0.2), ("meta.bandit_window", 0),
+                       ("meta.entropy_reset_threshold", -1.0),
+                       ("population.lifetime_scale", float("inf")),
+                       ("rule.embedding_sizes", (16, 0)), ("max_nonfinite_steps", 0),
+                       ("seed", -1), ("checkpoint_every", 0), ("log_every", -5)):
+      with self.subTest(key=key, value=value), \
+          self.assertRaisesRegex(errors.ConfigError, f"config.{key}"):
         meta_train.validate(tiny_config(**{key: value}))
 
-  def test_existing_run_needs_resume_and_matching_config(self):
+  def test_unknown_key(self):
+    config = tiny_config()
+    config.meta.foo = 1.0
+    with self.assertRaisesRegex(errors.ConfigError, "Unknown config key.*config.meta.foo"):
+      meta_train.validate(config)
+
+  def test_existing_run_continues_only_with_a_matching_config(self):
     workdir = self.create_tempdir().full_path
     meta_train.meta_train(tiny_config(num_meta_steps=1), workdir)
-    with self.assertRaisesRegex(errors.ConfigError, "--resume"):
-      meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
-    with self.assertRaisesRegex(errors.ConfigError, "another config.*hidden_size"):
-      meta_train.meta_train(tiny_config(num_meta_steps=2, **{"rule.hidden_size": 9}),
-                            workdir, resume=True)
+    for resume in (False, True):
+      with self.assertRaisesRegex(errors.ConfigError, "another config.*hidden_size"):
+        meta_train.meta_train(tiny_config(num_meta_steps=2, **{"rule.hidden_size": 9}),
+                              workdir, resume=resume)
+    meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
+    self.assertTrue(tf.train.latest_checkpoint(
+        os.path.join(workdir, meta_train.CHECKPOINT_DIR)).endswith("ckpt-2"))
 
   def test_resume_without_checkpoint(self):
-    with self.assertRaisesRegex(errors.ConfigError, "no checkpoint"):
+    with self.assertRaisesRegex(meta_train.run_directory.RunError, "no checkpoint"):
       meta_train.meta_train(tiny_config(), self.create_tempdir().full_path, resume=True)
 
   def test_init_rule_must_be_an_exported_rule(self):
@@ -122,7 +140,8 @@ class InputErrorsTest(absltest.TestCase):
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "launchers", "tpu_meta_train.py"),
          f"--workdir={workdir}", "--config.population.envs=('chain/nowhere',)"],
-        capture_output=True, text=True, timeout=300, cwd=REPO)
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=REPO))
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("Unknown environment", result.stderr)
     self.assertFalse(os.path.exists(workdir))

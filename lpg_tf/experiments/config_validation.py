@@ -1,0 +1,98 @@
+"""Range checks for every value of a meta-training config (configs/cpu.py's keys).
+
+`check` raises `errors.ConfigError` naming the first bad value, with its
+allowed range, before anything is written: a config that passes can only fail
+later for reasons outside the config (disk, signals, divergence).
+"""
+
+import math
+from typing import Any, Callable, Dict, Tuple
+
+import ml_collections
+
+from lpg_tf import errors
+
+Check = Tuple[str, Callable[[Any], bool]]
+
+
+def _number(value: Any) -> bool:
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
+
+
+def _int(value: Any) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+POSITIVE_INT: Check = ("a positive integer", lambda v: _int(v) and v > 0)
+NON_NEGATIVE_INT: Check = ("a non-negative integer", lambda v: _int(v) and v >= 0)
+POSITIVE: Check = ("a finite number > 0", lambda v: _number(v) and v > 0)
+NON_NEGATIVE: Check = ("a finite number >= 0", lambda v: _number(v) and v >= 0)
+UNIT_INTERVAL: Check = ("a number in [0, 1]", lambda v: _number(v) and 0 <= v <= 1)
+BOOL: Check = ("True or False", lambda v: isinstance(v, bool))
+NAME: Check = ("a non-empty string", lambda v: isinstance(v, str) and bool(v))
+POSITIVE_INTS: Check = ("a non-empty sequence of positive integers",
+                        lambda v: isinstance(v, (tuple, list)) and bool(v)
+                        and all(_int(x) and x > 0 for x in v))
+NAMES: Check = ("a non-empty sequence of environment names",
+                lambda v: isinstance(v, (tuple, list)) and bool(v)
+                and all(isinstance(x, str) for x in v))
+
+# Every key a meta-training config has, and what it may hold.
+SCHEMA: Dict[str, Check] = {
+    "name": NAME,
+    "seed": NON_NEGATIVE_INT,
+    "strategy": NAME,
+    "jit_compile": BOOL,
+    "population.envs": NAMES,
+    "population.lifetimes_per_env": POSITIVE_INT,
+    "population.num_envs": POSITIVE_INT,
+    "population.unroll_length": POSITIVE_INT,
+    "population.num_inner_updates": POSITIVE_INT,
+    "population.prediction_size": POSITIVE_INT,
+    "population.lifetime_scale": POSITIVE,
+    "rule.hidden_size": POSITIVE_INT,
+    "rule.embedding_sizes": POSITIVE_INTS,
+    "rule.use_baseline": BOOL,
+    "meta.learning_rate": POSITIVE,
+    "meta.prediction_entropy_cost": NON_NEGATIVE,
+    "meta.pi_hat_l2_cost": NON_NEGATIVE,
+    "meta.y_hat_l2_cost": NON_NEGATIVE,
+    "meta.advantage_lambda": UNIT_INTERVAL,
+    "meta.bandit_temperature": POSITIVE,
+    "meta.bandit_exploration_bonus": NON_NEGATIVE,
+    "meta.bandit_window": POSITIVE_INT,
+    "meta.entropy_reset_threshold": NON_NEGATIVE,
+    "meta.critic_learning_rate": POSITIVE,
+    "num_meta_steps": POSITIVE_INT,
+    "checkpoint_every": POSITIVE_INT,
+    "log_every": POSITIVE_INT,
+    "max_nonfinite_steps": POSITIVE_INT,
+}
+
+
+def _flatten(config: ml_collections.ConfigDict, prefix: str = "") -> Dict[str, Any]:
+  flat = {}
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError for an unknown, missing or out-of-range config value."""
+  flat = _flatten(config)
+  unknown = sorted(set(flat) - set(SCHEMA))
+  if unknown:
+    raise errors.ConfigError(
+        f"Unknown config key(s) {', '.join('config.' + k for k in unknown)}; "
+        f"valid: {', '.join(SCHEMA)}")
+  missing = sorted(set(SCHEMA) - set(flat))
+  if missing:
+    raise errors.ConfigError(
+        f"The config lacks {', '.join('config.' + k for k in missing)}")
+  for key, (allowed, is_valid) in SCHEMA.items():
+    if not is_valid(flat[key]):
+      raise errors.ConfigError(f"config.{key} must be {allowed}, got {flat[key]!r}")
