@@ -45,20 +45,26 @@ def _environment() -> Dict[str, str]:
   return dict(os.environ, PYTHONPATH=REPO)
 
 
-def _phase(workdir: str, output: str) -> str:
-  """What the run was doing, judged from its directory and its log."""
-  if glob.glob(os.path.join(workdir, "checkpoints", "*_temp")) or glob.glob(
-      os.path.join(workdir, "checkpoints", "*.tempstate*")):
+def _phase(workdir: str, output: str, since: float) -> str:
+  """What the run was doing, judged from its log and the temporaries it made
+  (those older than `since`, the process's start, are a killed run's leftovers)."""
+  def written_since(pattern: str) -> bool:
+    return any(os.path.getmtime(p) >= since
+               for p in glob.glob(os.path.join(workdir, pattern)))
+
+  if "continuing from" not in output and "starting it from step 0" not in output \
+      and "Starting a new run" not in output:
+    return "start-up"
+  if "meta-step " not in output and "complete at meta-step" not in output:
+    return "building/compiling" if "Resumed from" not in output or \
+        not written_since(".rule.tmp-*") else "re-export after resume"
+  if written_since(os.path.join("checkpoints", "*_temp")) or written_since(
+      os.path.join("checkpoints", "*.tempstate*")):
     return "checkpoint write"
-  if glob.glob(os.path.join(workdir, ".rule.tmp-*")):
-    return "rule export"
-  if f"meta-step {STEPS}/{STEPS}" in output or "complete at meta-step" in output:
-    return "final step's save/export"
-  if "meta-step " in output:
-    return "meta-steps"
-  if "Using the default strategy" in output:
-    return "building/compiling"
-  return "start-up"
+  if written_since(".rule.tmp-*"):
+    final = f"meta-step {STEPS}/{STEPS}" in output
+    return "final rule export" if final else "rule export"
+  return "meta-step"
 
 
 def _rule_weights(workdir: str) -> Dict[str, np.ndarray]:
@@ -155,7 +161,7 @@ def run_kill_loop(kills: int, seed: int, root: str) -> Dict[str, object]:
           seen_at = now
         due = seen_at is not None and now - seen_at >= target[-1]
       if due:
-        killed_in = _phase(workdir, output)
+        killed_in = _phase(workdir, output, run.start)
         run.process.send_signal(signal.SIGKILL)
         break
       time.sleep(0.01)
