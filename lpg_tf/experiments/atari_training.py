@@ -158,13 +158,12 @@ def train_atari(game: str, rule_name: str, workdir: str, steps: int,
   points, rates = [], []
   try:
     for index in range(seeds):
-      run_seed = seed + index
-      agent = agents.build_agent(spec, num_lifetimes=1, seed=run_seed,
+      agent = agents.build_agent(spec, num_lifetimes=1, seed=seed + index,
                                  prediction_size=prediction_size,
                                  torso=preset.torso)
       with pipeline_lib.AtariPipeline(
           spec.name, num_actors, num_envs, unroll_length,
-          {k: v.numpy() for k, v in agent.params.items()}, seed=run_seed,
+          {k: v.numpy() for k, v in agent.params.items()}, seed=seed + index,
           sample_timeout_s=sample_timeout_s,
           max_episode_frames=max_episode_frames) as pipeline:
         learner = learner_lib.Learner(
@@ -172,28 +171,20 @@ def train_atari(game: str, rule_name: str, workdir: str, steps: int,
             kl_cost=[alpha_y], gamma=[discount],
             source=learner_lib.IteratorSource(pipeline.trajectories()),
             jit_compile=jit_compile)
-        console = loggers.ConsoleLogger(
-            f"{spec.name} seed {index + 1}/{seeds} | frames",
-            total=num_updates * steps_per_update * atari.FRAME_SKIP,
-            unit="frames", keys=["episode_return/*", "human_normalised/*",
-                                 "policy_entropy/*"])
         seed_points, rate = _train_seed(
             learner, pipeline, index, num_updates, log_every, spec.name,
-            curve_log, loggers.Dispatcher([summaries, console]))
+            curve_log, loggers.Dispatcher([summaries, _console(
+                spec.name, index, seeds,
+                num_updates * steps_per_update * atari.FRAME_SKIP)]))
       points.append(seed_points)
       rates.append(rate)
   finally:
     curve_log.close()
     summaries.close()
-  title = (f"{rule_name} on {spec.name} ({seeds} seeds, {num_actors} actors, "
-           f"B={num_envs}, T={unroll_length})")
-  png = curves.plot_curves(curve_log.rows, os.path.join(workdir, curves.PNG_NAME),
-                           title, atari.random_score(spec.name),
-                           x_label="frames", x_scale=atari.FRAME_SKIP)
-  final = curves.final_returns(np.array(points).T)
-  normalised = None
-  if atari.random_score(spec.name) is not None:
-    normalised = np.array([atari.human_normalised(spec.name, r) for r in final])
+  final, normalised, png = _summarise(
+      curve_log, points, workdir, spec.name,
+      f"{rule_name} on {spec.name} ({seeds} seeds, {num_actors} actors, "
+      f"B={num_envs}, T={unroll_length})")
   logging.info("Done: final return per seed %s (human-normalised %s); curves "
                "in %s", np.array2string(final, precision=2),
                "n/a" if normalised is None else
@@ -201,6 +192,30 @@ def train_atari(game: str, rule_name: str, workdir: str, steps: int,
   env_steps = num_updates * steps_per_update
   return AtariResult(final, normalised, env_steps,
                      env_steps * atari.FRAME_SKIP, float(np.mean(rates)))
+
+
+def _console(game: str, index: int, seeds: int,
+             total_frames: int) -> loggers.ConsoleLogger:
+  """The progress line of seed `index`: frames, return, entropy, time left."""
+  return loggers.ConsoleLogger(
+      f"{game} seed {index + 1}/{seeds} | frames", total=total_frames,
+      unit="frames", keys=["episode_return/*", "human_normalised/*",
+                           "policy_entropy/*"])
+
+
+def _summarise(curve_log: agent_runs.CurveLogger, points: List[List[float]],
+               workdir: str, game: str, title: str
+              ) -> Tuple[np.ndarray, Optional[np.ndarray], str]:
+  """curve.png, and each seed's final return, raw and human-normalised (None
+  for games without reference scores)."""
+  png = curves.plot_curves(curve_log.rows, os.path.join(workdir, curves.PNG_NAME),
+                           title, atari.random_score(game),
+                           x_label="frames", x_scale=atari.FRAME_SKIP)
+  final = curves.final_returns(np.array(points).T)
+  normalised = None
+  if atari.random_score(game) is not None:
+    normalised = np.array([atari.human_normalised(game, r) for r in final])
+  return final, normalised, png
 
 
 def _train_seed(learner: learner_lib.Learner,

@@ -14,7 +14,7 @@ actor/learner pipeline, one seed after another. Importing it here costs about
 
 import os
 import time
-from typing import List, NamedTuple, Optional
+from typing import Any, List, NamedTuple, Optional
 
 from absl import logging
 import numpy as np
@@ -117,41 +117,23 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
                         unroll_length, action_space, learning_rate, kl_cost,
                         gamma, seed, log_every, overwrite, jit_compile,
                         num_actors)
-  if env_name not in envs.NAMES:
-    raise errors.ConfigError(
-        f"Unknown --env {env_name!r}; valid: {', '.join(envs.NAMES)}, or "
-        f"{ATARI_PREFIX}<Game> (e.g. {ATARI_PREFIX}Breakout)")
-  if num_actors is not None:
-    raise errors.ConfigError(
-        f"--num_actors applies to Atari games only, not {env_name}")
-  num_envs = DEFAULT_NUM_ENVS if num_envs is None else num_envs
-  gamma = DEFAULT_GAMMA if gamma is None else gamma
-  if action_space is not None and not envs.is_grid(env_name):
-    raise errors.ConfigError(
-        f"--action_space applies to grid worlds only, not {env_name}")
-  rule = rules.make(rule_name)
-  for name, value in (("steps", steps), ("seeds", seeds), ("num_envs", num_envs),
-                      ("unroll_length", unroll_length)):
-    _positive(name, value)
-  if log_every is not None:
-    _positive("log_every", log_every)
+  settings = _toy_settings(env_name, rule_name, steps, seeds, num_envs,
+                           unroll_length, action_space, learning_rate,
+                           kl_cost, gamma, log_every, num_actors)
   agent_runs.check_workdir(workdir, overwrite)
-  env = envs.make(env_name, action_space)
-  preset = agents.preset_for(env_name)
-  lr = A2C_LEARNING_RATES[preset.optimiser] if learning_rate is None else learning_rate
-  alpha_y = (lifetime_settings.for_env(env_name).default_kl_cost
-             if kl_cost is None else kl_cost)
   os.makedirs(workdir, exist_ok=True)
-
+  env = envs.make(env_name, action_space)
   agent = agents.build_agent(
       env.spec, num_lifetimes=seeds, seed=seed,
-      prediction_size=rule.prediction_size or agent_runs.DEFAULT_PREDICTION_SIZE)
-  source = learner_lib.RolloutSource(env, seeds, num_envs, unroll_length, seed)
+      prediction_size=(settings.rule.prediction_size
+                       or agent_runs.DEFAULT_PREDICTION_SIZE))
+  source = learner_lib.RolloutSource(env, seeds, settings.num_envs,
+                                     unroll_length, seed)
   learner = learner_lib.Learner(
-      agent, rule, preset.optimiser,
-      learning_rate=np.full([seeds], lr, np.float32),
-      kl_cost=np.full([seeds], alpha_y, np.float32),
-      gamma=np.full([seeds], gamma, np.float32), source=source,
+      agent, settings.rule, settings.optimiser,
+      learning_rate=np.full([seeds], settings.learning_rate, np.float32),
+      kl_cost=np.full([seeds], settings.kl_cost, np.float32),
+      gamma=np.full([seeds], settings.gamma, np.float32), source=source,
       jit_compile=jit_compile)
   steps_per_update = source.env_steps_per_update
   num_updates = -(-steps // steps_per_update)
@@ -159,7 +141,8 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
   logging.info("Training %d seeds on %s with %s: %d updates of %d steps each, "
                "logged every %d (alpha_lr=%g, alpha_y=%g, gamma=%g, "
                "optimiser=%s)", seeds, env_name, rule_name, num_updates,
-               steps_per_update, log_every, lr, alpha_y, gamma, preset.optimiser)
+               steps_per_update, log_every, settings.learning_rate,
+               settings.kl_cost, settings.gamma, settings.optimiser)
   curve_log = agent_runs.CurveLogger(workdir, curves.CSV_FIELDS)
   logger = loggers.Dispatcher([
       loggers.TensorBoardLogger(os.path.join(workdir, curves.TB_DIR)),
@@ -174,20 +157,76 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
   finally:
     curve_log.close()
     logger.close()
-  total_time = time.time() - start
+  rate = num_updates * steps_per_update * seeds / max(time.time() - start, 1e-9)
   learner.sync_agent()
+  return _summarise(env, rule_name, workdir, seed, settings.num_envs,
+                    unroll_length, curve_log, points,
+                    num_updates * steps_per_update, rate)
+
+
+class _ToySettings(NamedTuple):
+  """A toy-environment run's checked settings, defaults filled in."""
+  rule: Any
+  optimiser: str
+  num_envs: int
+  learning_rate: float
+  kl_cost: float
+  gamma: float
+
+
+def _toy_settings(env_name: str, rule_name: str, steps: int, seeds: int,
+                  num_envs: Optional[int], unroll_length: int,
+                  action_space: Optional[str], learning_rate: Optional[float],
+                  kl_cost: Optional[float], gamma: Optional[float],
+                  log_every: Optional[int],
+                  num_actors: Optional[int]) -> _ToySettings:
+  """Checks a toy-environment run's arguments (ConfigError before any work)
+  and fills in the defaults: A2C's rate for Table 3's optimiser, the middle of
+  Table 3's alpha_y grid, DEFAULT_GAMMA and DEFAULT_NUM_ENVS."""
+  if env_name not in envs.NAMES:
+    raise errors.ConfigError(
+        f"Unknown --env {env_name!r}; valid: {', '.join(envs.NAMES)}, or "
+        f"{ATARI_PREFIX}<Game> (e.g. {ATARI_PREFIX}Breakout)")
+  if num_actors is not None:
+    raise errors.ConfigError(
+        f"--num_actors applies to Atari games only, not {env_name}")
+  if action_space is not None and not envs.is_grid(env_name):
+    raise errors.ConfigError(
+        f"--action_space applies to grid worlds only, not {env_name}")
+  num_envs = DEFAULT_NUM_ENVS if num_envs is None else num_envs
+  rule = rules.make(rule_name)
+  for name, value in (("steps", steps), ("seeds", seeds), ("num_envs", num_envs),
+                      ("unroll_length", unroll_length)):
+    _positive(name, value)
+  if log_every is not None:
+    _positive("log_every", log_every)
+  optimiser = agents.preset_for(env_name).optimiser
+  return _ToySettings(
+      rule=rule, optimiser=optimiser, num_envs=num_envs,
+      learning_rate=(A2C_LEARNING_RATES[optimiser] if learning_rate is None
+                     else learning_rate),
+      kl_cost=(lifetime_settings.for_env(env_name).default_kl_cost
+               if kl_cost is None else kl_cost),
+      gamma=DEFAULT_GAMMA if gamma is None else gamma)
+
+
+def _summarise(env: Any, rule_name: str, workdir: str, seed: int,
+               num_envs: int, unroll_length: int,
+               curve_log: agent_runs.CurveLogger, points: List[np.ndarray],
+               env_steps: int, rate: float) -> TrainResult:
+  """Measures the random policy's reference, draws curve.png, logs the end."""
   random_return = random_policy.random_policy_return(
-      env, num_envs, max(UNIFORM_POLICY_STEPS, 2 * env.spec.max_episode_steps), seed)
+      env, num_envs, max(UNIFORM_POLICY_STEPS, 2 * env.spec.max_episode_steps),
+      seed)
+  seeds = len(points[0]) if points else 0
   png = curves.plot_curves(
       curve_log.rows, os.path.join(workdir, curves.PNG_NAME),
-      f"{rule_name} on {env_name} ({seeds} seeds, B={num_envs}, T={unroll_length})",
-      random_return)
+      f"{rule_name} on {env.spec.name} ({seeds} seeds, B={num_envs}, "
+      f"T={unroll_length})", random_return)
   final = curves.final_returns(np.array(points))
-  rate = num_updates * steps_per_update * seeds / max(total_time, 1e-9)
   logging.info("Done: final return per seed %s (random policy %s); curves in %s",
                np.array2string(final, precision=3), random_return, png)
-  return TrainResult(final, random_return,
-                     num_updates * steps_per_update, rate)
+  return TrainResult(final, random_return, env_steps, rate)
 
 
 def _train(learner: learner_lib.Learner, num_updates: int, log_every: int,
