@@ -104,7 +104,12 @@ class RuleOutput(NamedTuple):
       not train the prediction vector (A2C).
     baseline_target: `[T, N]`, the regression target for the scalar head (the
       lambda-return for A2C; pi_hat for the Eq. 7 baseline), or None.
+    y_hat_logits: `[T, N, m]` logits whose softmax is y_hat, or None. The KL of
+      Eq. 2 reads log y_hat from them by log-softmax, which stays finite and
+      differentiable where y_hat's softmax underflows to 0 in float32; a rule
+      that only has probabilities (an exported rule) leaves it None.
   """
   pi_hat: tf.Tensor
   y_hat: Optional[tf.Tensor]
   baseline_target: Optional[tf.Tensor]
+  y_hat_logits: Optional[tf.Tensor] = None
