@@ -60,12 +60,19 @@ class Trajectory(NamedTuple):
     discount: `[L, T, B]` float32, 0 where the transition ended the episode.
     episode_return: `[L, T, B]` float32, the undiscounted return of the episode that
       ended at this transition; only meaningful where `discount == 0`.
+    next_observation: `[L, T, B, ...]`, the true s_{t+1} of each transition: the
+      terminal observation where `discount == 0` (where `observation[:, t + 1]`
+      is already the next episode's first), else equal to `observation[:, t + 1]`.
+      The rule reads y(s_{t+1}) on it (Appendix B.1: nothing crosses an episode
+      boundary). A source without terminal observations passes
+      `observation[:, 1:]`.
   """
   observation: tf.Tensor
   action: tf.Tensor
   reward: tf.Tensor
   discount: tf.Tensor
   episode_return: tf.Tensor
+  next_observation: tf.Tensor
 
 
 class RuleInputs(NamedTuple):

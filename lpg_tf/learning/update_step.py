@@ -37,12 +37,19 @@ class UpdateInfo(NamedTuple):
 
 
 def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
+                next_prediction_logits: tf.Tensor,
                 gamma: tf.Tensor) -> types.RuleInputs:
   """The rule's view of a trajectory (x_t of Section 3.1), `[T, L * B, ...]`.
+
+  y(s_{t+1}) is read on the true next observation, the terminal one at a
+  terminal step, so the backward LSTM, whose state is reset there, gets nothing
+  of the next episode through its input either (Appendix B.1).
 
   Args:
     trajectory: `[L, T, B, ...]`.
     outputs: the agent's outputs at s_0..s_T, `[L, T + 1, B, ...]`.
+    next_prediction_logits: `[L, T, B, m]` the agent's prediction logits on
+      `trajectory.next_observation`.
     gamma: `[L]` discount factor of each lifetime.
   """
   shapes.assert_shapes("rule_inputs", [
@@ -53,6 +60,7 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
       ("outputs.prediction_logits", outputs.prediction_logits,
        ["L", "T+1", "B", None]),
       ("outputs.baseline", outputs.baseline, ["L", "T+1", "B"]),
+      ("next_prediction_logits", next_prediction_logits, ["L", "T", "B", None]),
       ("gamma", gamma, ["L"])])
   pi_a = tf.exp(rl_math.log_prob(outputs.policy_logits[:, :-1],
                                       trajectory.action))
@@ -64,7 +72,7 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
       gamma=layout.to_time_major(gamma_t),
       pi_a=layout.to_time_major(pi_a),
       y=layout.to_time_major(y[:, :-1]),
-      y_next=layout.to_time_major(y[:, 1:]),
+      y_next=layout.to_time_major(tf.nn.softmax(next_prediction_logits)),
       baseline=layout.to_time_major(outputs.baseline))
 
 
@@ -128,8 +136,11 @@ def update_groups(rule: rule_base.UpdateRule, groups: Sequence[GroupUpdate]
       _check_group(group)
       inner_tape.watch(group.params)
       outputs = group.apply_fn(group.params, group.trajectory.observation)
+      next_outputs = group.apply_fn(group.params,
+                                    group.trajectory.next_observation)
       all_outputs.append(outputs)
-      all_inputs.append(rule_inputs(group.trajectory, outputs, group.gamma))
+      all_inputs.append(rule_inputs(group.trajectory, outputs,
+                                    next_outputs.prediction_logits, group.gamma))
     with inner_tape.stop_recording():
       flat_targets = rule(_concat_inputs(all_inputs))
     sizes = [inputs.reward.shape[1] for inputs in all_inputs]

@@ -21,12 +21,17 @@ L, T, B, S, A, M, K = 2, 4, 3, 6, 3, 4, 2
 
 
 def random_trajectory(rng):
+  observation = tf.constant(rng.integers(0, S, size=(L, T + 1, B)), tf.int32)
+  discount = tf.constant((rng.random((L, T, B)) > 0.25).astype(np.float64))
   return types.Trajectory(
-      observation=tf.constant(rng.integers(0, S, size=(L, T + 1, B)), tf.int32),
+      observation=observation,
       action=tf.constant(rng.integers(0, A, size=(L, T, B)), tf.int32),
       reward=tf.constant(rng.normal(size=(L, T, B))),
-      discount=tf.constant((rng.random((L, T, B)) > 0.25).astype(np.float64)),
-      episode_return=tf.zeros([L, T, B], tf.float64))
+      discount=discount,
+      episode_return=tf.zeros([L, T, B], tf.float64),
+      # A different true next observation wherever an episode ended.
+      next_observation=tf.where(discount == 0.0, (observation[:, 1:] + 1) % S,
+                                observation[:, 1:]))
 
 
 class MetaGradientTest(absltest.TestCase):
