@@ -42,6 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.meta.bandit_window = 10  # Appendix B.1.
   config.meta.entropy_reset_threshold = 1e-3
   config.meta.critic_learning_rate = 0.01  # Adam, for the outer A2C's critics.
+  config.meta.max_grad_norm = 0.0  # Global-norm clipping of the meta-gradient; 0 = off.
 
   config.num_meta_steps = 1500  # ~3 minutes on 2 cores, compilation included.
   config.checkpoint_every = 250

@@ -65,13 +65,17 @@ def meta_spec(config: ml_collections.ConfigDict) -> trainer_lib.MetaSpec:
   m = config.meta
   if not m.learning_rate > 0:
     raise errors.ConfigError(f"config.meta.learning_rate must be positive, got {m.learning_rate}")
+  if not (m.get("max_grad_norm") or 0.0) >= 0:
+    raise errors.ConfigError(
+        f"config.meta.max_grad_norm must be >= 0 (0 = off), got {m.max_grad_norm}")
   return trainer_lib.MetaSpec(
       learning_rate=m.learning_rate,
       costs=meta_objective.MetaObjectiveCosts(
           prediction_entropy=m.prediction_entropy_cost,
           pi_hat_l2=m.pi_hat_l2_cost, y_hat_l2=m.y_hat_l2_cost,
           advantage_lambda=m.advantage_lambda),
-      critic_learning_rate=m.critic_learning_rate)
+      critic_learning_rate=m.critic_learning_rate,
+      max_grad_norm=m.get("max_grad_norm"))
 
 
 def build_rule(config: ml_collections.ConfigDict) -> lpg.LPG:

@@ -209,7 +209,7 @@ def _select(mask: tf.Tensor, new: Any, old: Any) -> Any:
   return tf.nest.map_structure(pick, new, old)
 
 
-def _all_finite(nest: Any) -> tf.Tensor:
+def all_finite(nest: Any) -> tf.Tensor:
   """`[L]` True where every leaf of a `[L, ...]` nest is finite for that lifetime."""
   checks = [tf.reduce_all(tf.reshape(tf.math.is_finite(x), [x.shape[0], -1]), 1)
             for x in tf.nest.flatten(nest) if x.dtype.is_floating]
@@ -326,19 +326,22 @@ class LifetimeGroup(tf.Module):
 
   def advance(self, state: LifetimeState, return_sum: tf.Tensor,
               episodes: tf.Tensor, policy_entropy: tf.Tensor,
-              steps_taken: int, entropy_threshold: float
+              finite_loss: tf.Tensor, steps_taken: int,
+              entropy_threshold: float
              ) -> tuple[LifetimeState, LifetimeEnd]:
     """Counts a window's steps and returns; says which lifetimes end now.
 
     A lifetime ends when it has lived its configured number of steps, when its
     policy entropy collapses to 0 (Appendix B.1, "Preventing Early Divergence":
-    below `entropy_threshold` nats), or when its parameters stop being finite.
+    below `entropy_threshold` nats), or when its parameters or its meta-loss
+    stop being finite (the meta-step left it out).
 
     Args:
       state: the state after the window (theta_K).
       return_sum: `[L]` summed returns of the episodes completed in the window.
       episodes: `[L]` number of episodes completed in the window.
       policy_entropy: `[L]` theta_K's mean policy entropy.
+      finite_loss: `[L]` bool, the lifetime's Eq. 4 loss was finite.
       steps_taken: environment steps each lifetime lived in the window.
       entropy_threshold: entropy (nats) under which a lifetime has collapsed.
     """
@@ -356,8 +359,9 @@ class LifetimeGroup(tf.Module):
     steps = state.steps + steps_taken
     diverged = tf.logical_or(
         policy_entropy < entropy_threshold,
-        tf.logical_not(tf.logical_and(_all_finite(state.params),
-                                      _all_finite(state.critic_params))))
+        tf.logical_not(tf.logical_and(
+            tf.logical_and(all_finite(state.params),
+                           all_finite(state.critic_params)), finite_loss)))
     ended = tf.logical_or(steps >= self.lifetime_steps, diverged)
     state = state._replace(steps=steps, recent_return=recent_return,
                            has_return=has_return)
@@ -442,15 +446,16 @@ class Population(tf.Module):
 
   def advance(self, states: Sequence[LifetimeState],
               return_sums: Sequence[tf.Tensor], episodes: Sequence[tf.Tensor],
-              policy_entropies: Sequence[tf.Tensor]
+              policy_entropies: Sequence[tf.Tensor],
+              finite_losses: Sequence[tf.Tensor]
              ) -> tuple[List[LifetimeState], List[LifetimeEnd]]:
     """`LifetimeGroup.advance` for every group after one window (in-graph)."""
-    results = [group.advance(state, ret, count, entropy,
+    results = [group.advance(state, ret, count, entropy, finite,
                              self.spec.env_steps_per_window,
                              self.spec.entropy_reset_threshold)
-               for group, state, ret, count, entropy in zip(
+               for group, state, ret, count, entropy, finite in zip(
                    self.groups, states, return_sums, episodes,
-                   policy_entropies)]
+                   policy_entropies, finite_losses)]
     return [r[0] for r in results], [r[1] for r in results]
 
   def finish(self, states: Sequence[LifetimeState],
