@@ -26,6 +26,7 @@ from lpg_tf import export
 from lpg_tf.distributed import strategy as strategy_lib
 from lpg_tf.meta import meta_objective
 from lpg_tf.meta import population as population_lib
+from lpg_tf.meta import run_length
 from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.rules import lpg
 from lpg_tf.rules import saved_model
@@ -36,7 +37,8 @@ RULE_DIR = "rule"
 TB_DIR = "tb"
 # Config fields a resumed run may change: they set only run length, checkpoint
 # period or logging.
-RESUMABLE_FIELDS = ("num_meta_steps", "checkpoint_every", "log_every")
+RESUMABLE_FIELDS = ("num_meta_steps", "total_env_steps", "checkpoint_every",
+                    "log_every")
 CHECKPOINTS_TO_KEEP = 3
 
 
@@ -90,7 +92,7 @@ def build_rule(config: ml_collections.ConfigDict) -> lpg.LPG:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks every config value before any work."""
-  for name in ("num_meta_steps", "checkpoint_every", "log_every", "seed"):
+  for name in ("checkpoint_every", "log_every", "seed"):
     if name == "seed":
       if not isinstance(config.seed, int) or config.seed < 0:
         raise errors.ConfigError(f"config.seed must be a non-negative integer, got {config.seed!r}")
@@ -99,9 +101,29 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.strategy not in strategy_lib.KINDS:
     raise errors.ConfigError(
         f"config.strategy {config.strategy!r} unknown; valid: {strategy_lib.KINDS}")
-  population_spec(config)
+  run_length.num_meta_steps(population_spec(config), config.num_meta_steps,
+                            config.get("total_env_steps"))
   meta_spec(config)
   build_rule(config)
+
+
+def with_run_length(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `config` whose num_meta_steps is set: as given, or derived from
+  total_env_steps (lpg_tf.meta.run_length); logs the run's length."""
+  spec = population_spec(config)
+  steps = run_length.num_meta_steps(spec, config.num_meta_steps,
+                                    config.get("total_env_steps"))
+  resolved = config.copy_and_resolve_references()
+  resolved.num_meta_steps = steps
+  per_step = run_length.env_steps_per_meta_step(spec)
+  logging.info("Run length: %d meta-steps x %d environment steps = %.3g "
+               "environment steps (budget: %s)", steps, per_step,
+               steps * per_step, config.get("total_env_steps"))
+  unfinished = run_length.unfinished_lifetimes(spec, steps)
+  if unfinished:
+    logging.warning("Lifetimes of %s are longer than the run: only their "
+                    "staggered first lifetimes end", ", ".join(unfinished))
+  return resolved
 
 
 def _comparable(config_dict: Dict[str, Any]) -> Dict[str, Any]:
@@ -207,6 +229,7 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
     The last logged numbers.
   """
   validate(config)
+  config = with_run_length(config)
   if resume and init_rule:
     raise errors.ConfigError("--init_rule starts a new run; it cannot be combined "
                              "with --resume")
