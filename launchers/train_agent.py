@@ -37,7 +37,9 @@ _GAMMA = flags.DEFINE_float(
     "gamma", None, f"Discount factor; default {train_agent.DEFAULT_GAMMA}, "
     "Atari 0.995 (Table 4).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
-_LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Updates between log points.")
+_LOG_EVERY = flags.DEFINE_integer(
+    "log_every", None, "Updates between log points; default: about 100 points "
+    "per seed.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a run in --workdir.")
 _JIT = flags.DEFINE_bool("jit_compile", True, "Compile the step with XLA.")
 _NUM_ACTORS = flags.DEFINE_integer(

@@ -2,7 +2,7 @@
 
   agent = lpg_tf.agents.build_agent(env.spec, num_lifetimes=8, seed=0)
   out = agent.apply(params, observation)   # pure in params: [L, *batch, ...]
-  lpg_tf.agents.preset_for("random/dense") # Table 3's row
+  lpg_tf.agents.preset_for("random/dense") # Table 3: architecture, optimiser
 """
 
 from lpg_tf.agents.networks import AgentNetwork, Params, select_lifetimes

@@ -1,22 +1,21 @@
-"""Learning curves of agent training: TensorBoard, curve.csv and curve.png.
+"""Learning curves of agent training: the final return and curve.png.
 
-One row per (seed, logging point): the mean return of the episodes that ended since
-the previous point. `curve.png` draws one line per seed (or, with several seeds,
-their mean with a shaded standard-error band as well), and a dashed reference line
-for the uniformly random policy.
+A curve is one row per (seed, logging point): the mean return of the episodes
+that ended since the previous point (the rows of curve.csv, written through
+`lpg_tf.loggers` as training goes). `final_returns` summarises a run's end;
+`plot_curves` draws one line per seed (or, with several seeds, their mean with a
+shaded standard-error band as well), and a dashed reference line for the
+uniformly random policy.
 """
 
-import csv
 import math
-import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
-import tensorflow as tf
 
 CSV_NAME = "curve.csv"
 PNG_NAME = "curve.png"
@@ -24,57 +23,32 @@ TB_DIR = "tb"
 CSV_FIELDS = ("seed", "env_steps", "episode_return", "episodes")
 
 
-class CurveWriter:
-  """Appends learning-curve points to TensorBoard and curve.csv, then plots."""
+def final_returns(points: np.ndarray) -> np.ndarray:
+  """Per seed, the mean of the last 10% of logging points that saw episodes end.
 
-  def __init__(self, workdir: str, title: str, x_label: str = "environment steps",
-               x_scale: float = 1.0):
-    """Opens the writers.
+  The one summary of a training run's end, for toy environments and Atari
+  alike. A logging point's return is the mean over the episodes that ended
+  since the previous point; points where none ended (NaN) are left out before
+  taking the last 10%, because long episodes end only every few points and a
+  tail of NaN would otherwise leave a seed without a final return, or with one
+  from fewer points than another seed's. At least one point is used.
 
-    Args:
-      workdir: output directory (must exist).
-      title: plot title.
-      x_label: what the x axis counts (e.g. "frames" for Atari).
-      x_scale: multiplies env_steps on the plot's x axis (4 for frames at skip 4).
-    """
-    self._workdir = workdir
-    self._title = title
-    self._x_label = x_label
-    self._x_scale = x_scale
-    self._rows: List[Dict[str, float]] = []
-    self._csv_file = open(os.path.join(workdir, CSV_NAME), "w", newline="")
-    self._csv = csv.DictWriter(self._csv_file, fieldnames=CSV_FIELDS)
-    self._csv.writeheader()
-    self._summary = tf.summary.create_file_writer(os.path.join(workdir, TB_DIR))
+  Args:
+    points: `[logging points, seeds]` returns, NaN where a seed ended no
+      episode since the previous point.
 
-  def write(self, env_steps: int, returns: Sequence[float],
-            episodes: Sequence[float]) -> None:
-    """Records one logging point; `returns[i]` is NaN where seed i ended no episode."""
-    with self._summary.as_default(step=env_steps):
-      for seed, (ret, count) in enumerate(zip(returns, episodes)):
-        row = {"seed": seed, "env_steps": env_steps,
-               "episode_return": float(ret), "episodes": int(count)}
-        self._rows.append(row)
-        self._csv.writerow(row)
-        if not math.isnan(ret):
-          tf.summary.scalar(f"episode_return/seed_{seed}", ret)
-      finite = [r for r in returns if not math.isnan(r)]
-      if finite:
-        tf.summary.scalar("episode_return/mean", float(np.mean(finite)))
-    self._csv_file.flush()
-
-  def scalars(self, env_steps: int, values: Dict[str, float]) -> None:
-    """Extra TensorBoard scalars (loss, entropy, throughput)."""
-    with self._summary.as_default(step=env_steps):
-      for name, value in values.items():
-        tf.summary.scalar(name, value)
-
-  def close(self, random_return: Optional[float]) -> str:
-    """Flushes the writers and draws curve.png; returns the PNG path."""
-    self._csv_file.close()
-    self._summary.flush()
-    return plot_curves(self._rows, os.path.join(self._workdir, PNG_NAME),
-                       self._title, random_return, self._x_label, self._x_scale)
+  Returns:
+    `[seeds]`, NaN for a seed that never ended an episode.
+  """
+  points = np.asarray(points, np.float64)
+  if points.ndim != 2:
+    raise ValueError(f"points must be [logging points, seeds], got {points.shape}")
+  finals = []
+  for column in points.T:
+    finite = column[np.isfinite(column)]
+    finals.append(finite[-max(1, len(finite) // 10):].mean() if finite.size
+                  else np.nan)
+  return np.array(finals)
 
 
 def plot_curves(rows: Sequence[Dict[str, float]], path: str, title: str,

@@ -2,10 +2,10 @@
 
   with pipeline.AtariPipeline("atari/Breakout", num_actors=2, num_envs=30,
                               unroll_length=20, initial_params=theta) as p:
-    learner = Learner(..., iterator=p.trajectories())
+    learner = Learner(..., source=IteratorSource(p.trajectories()))
     while ...:
       learner.step()
-      p.publish(learner.num_updates, learner.params())
+      p.publish(learner.num_updates, learner.params)
       p.check_actors()
 
 On entry the server starts on localhost (a free port unless one is given), theta_0

@@ -21,9 +21,9 @@ from absl import logging
 from lpg_tf import agents
 from lpg_tf import rules
 from lpg_tf import types
-from lpg_tf.distributed import learner as learner_lib
 from lpg_tf.distributed import pipeline as pipeline_lib
 from lpg_tf.envs import atari
+from lpg_tf.learning import learner as learner_lib
 
 
 class PipelineThroughput(NamedTuple):
@@ -73,17 +73,18 @@ def measure_pipeline(game: str, num_actors: int, num_envs: int,
       {k: v.numpy() for k, v in agent.params.items()}, seed=seed) as pipeline:
     iterator = _TimedIterator(pipeline.trajectories())
     learner = learner_lib.Learner(
-        agent, rules.make("a2c"), preset.optimiser, preset.learning_rate,
-        preset.kl_cost, preset.discount, iterator)
+        agent, rules.make("a2c"), preset.optimiser,
+        learning_rate=[preset.learning_rate], kl_cost=[preset.kl_cost],
+        gamma=[preset.discount], source=learner_lib.IteratorSource(iterator))
     for _ in range(warmup_updates):
       learner.step()
-      pipeline.publish(learner.num_updates, learner.params())
+      pipeline.publish(learner.num_updates, learner.params)
     iterator.wait_s = 0.0
     start = time.perf_counter()
     steps = updates = 0
     while time.perf_counter() - start < duration_s:
-      steps += learner.step().env_steps
-      pipeline.publish(learner.num_updates, learner.params())
+      steps += int(learner.step()["env_steps"][0])
+      pipeline.publish(learner.num_updates, learner.params)
       pipeline.check_actors()
       updates += 1
     elapsed = time.perf_counter() - start

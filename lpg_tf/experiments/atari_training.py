@@ -25,30 +25,29 @@ Output in `workdir`, written as training goes:
     mean with a shaded standard-error band, and the random agent's reference
     score as a dashed line.
 
-Progress: every `log_every` updates a line with frames done, the recent return
-(and human-normalised score), policy entropy, frames/s (frames the learner
-consumed per wall-clock second since the first update, so actor start-up and
-XLA compilation are excluded) and an estimate of the time left.
+Progress: every `log_every` updates a console line with frames done, frames/s
+and the time left (measured between lines, so actor start-up and XLA
+compilation are excluded), the recent return (and human-normalised score) and
+the policy entropy.
 """
 
-import csv
 import math
 import os
 import time
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
 from lpg_tf import agents
 from lpg_tf import errors
+from lpg_tf import loggers
 from lpg_tf import rules
 from lpg_tf.analysis import curves
-from lpg_tf.distributed import learner as learner_lib
 from lpg_tf.distributed import pipeline as pipeline_lib
 from lpg_tf.envs import atari
-from lpg_tf.experiments import train_agent
+from lpg_tf.experiments import agent_runs
+from lpg_tf.learning import learner as learner_lib
 from lpg_tf.rules import base as rule_base
 from lpg_tf.rules import saved_model
 
@@ -61,8 +60,8 @@ class AtariResult(NamedTuple):
   """Summary of a finished run.
 
   Attributes:
-    final_returns: `[seeds]` mean raw return over the last 10% of logging
-      points that saw episodes end (NaN for a seed that ended no episode).
+    final_returns: `[seeds]` `curves.final_returns` of the logged raw returns
+      (NaN for a seed that ended no episode).
     final_human_normalised: `[seeds]` the same, human-normalised; None for games
       without reference scores.
     env_steps: agent steps per seed.
@@ -88,55 +87,14 @@ def atari_rule(rule_name: str) -> rule_base.UpdateRule:
   return rules.make(rule_name)
 
 
-class _CurveLog:
-  """curve.csv and TensorBoard rows, written as each seed trains."""
-
-  def __init__(self, workdir: str, game: str):
-    self._game = game
-    self._rows: List[Dict[str, float]] = []
-    self._file = open(os.path.join(workdir, curves.CSV_NAME), "w", newline="")
-    self._csv = csv.DictWriter(self._file, fieldnames=CSV_FIELDS)
-    self._csv.writeheader()
-    self._summary = tf.summary.create_file_writer(
-        os.path.join(workdir, curves.TB_DIR))
-
-  @property
-  def rows(self) -> List[Dict[str, float]]:
-    return self._rows
-
-  def write(self, seed: int, env_steps: int, episode_return: float,
-            episodes: int, scalars: Dict[str, float]) -> Optional[float]:
-    """Appends one point of one seed; returns its human-normalised score."""
-    frames = env_steps * atari.FRAME_SKIP
-    normalised = (None if math.isnan(episode_return)
-                  else atari.human_normalised(self._game, episode_return))
-    row = {"seed": seed, "env_steps": env_steps, "frames": frames,
-           "episode_return": episode_return, "episodes": episodes,
-           "human_normalised": "" if normalised is None else normalised}
-    self._rows.append(row)
-    self._csv.writerow(row)
-    self._file.flush()
-    with self._summary.as_default(step=frames):
-      if not math.isnan(episode_return):
-        tf.summary.scalar(f"episode_return/seed_{seed}", episode_return)
-      if normalised is not None:
-        tf.summary.scalar(f"human_normalised/seed_{seed}", normalised)
-      for name, value in scalars.items():
-        tf.summary.scalar(f"{name}/seed_{seed}", value)
-    return normalised
-
-  def close(self) -> None:
-    self._file.close()
-    self._summary.flush()
-
-
 def train_atari(game: str, rule_name: str, workdir: str, steps: int,
                 seeds: int, num_actors: int = DEFAULT_NUM_ACTORS,
                 num_envs: int = agents.ATARI.num_envs,
                 unroll_length: int = agents.ATARI.trajectory_length,
                 learning_rate: Optional[float] = None,
                 kl_cost: Optional[float] = None, gamma: Optional[float] = None,
-                seed: int = 0, log_every: int = 50, overwrite: bool = False,
+                seed: int = 0, log_every: Optional[int] = None,
+                overwrite: bool = False,
                 jit_compile: bool = True,
                 max_episode_frames: int = atari.MAX_EPISODE_FRAMES,
                 sample_timeout_s: float = pipeline_lib.DEFAULT_SAMPLE_TIMEOUT_S
@@ -156,7 +114,8 @@ def train_atari(game: str, rule_name: str, workdir: str, steps: int,
     unroll_length: T (20 in Table 4).
     learning_rate, kl_cost, gamma: alpha_lr, alpha_y, gamma; default Table 4's.
     seed: the first seed.
-    log_every: updates between logging points.
+    log_every: updates between logging points; default
+      `agent_runs.default_log_every`.
     overwrite: allow replacing a run already in `workdir`.
     jit_compile: compile the learner's step with XLA.
     max_episode_frames: episodes are cut after this many frames.
@@ -169,30 +128,34 @@ def train_atari(game: str, rule_name: str, workdir: str, steps: int,
   spec = atari.spec(game, max_episode_frames)
   for name, value in (("steps", steps), ("seeds", seeds),
                       ("unroll_length", unroll_length),
-                      ("log_every", log_every),
                       ("max_episode_frames", max_episode_frames),
                       ("sample_timeout_s", sample_timeout_s)):
     _positive(name, value)
+  if log_every is not None:
+    _positive("log_every", log_every)
   pipeline_lib.check_actor_counts(num_envs, num_actors)
   preset = agents.ATARI
   lr = preset.learning_rate if learning_rate is None else learning_rate
   alpha_y = preset.kl_cost if kl_cost is None else kl_cost
   discount = preset.discount if gamma is None else gamma
   rule = atari_rule(rule_name)
-  train_agent.check_workdir(workdir, overwrite)
+  agent_runs.check_workdir(workdir, overwrite)
   os.makedirs(workdir, exist_ok=True)
 
   steps_per_update = unroll_length * num_envs
   num_updates = -(-steps // steps_per_update)
-  prediction_size = rule.prediction_size or train_agent.DEFAULT_PREDICTION_SIZE
-  log = _CurveLog(workdir, spec.name)
+  log_every = log_every or agent_runs.default_log_every(num_updates)
+  prediction_size = (rule.prediction_size
+                     or agent_runs.DEFAULT_PREDICTION_SIZE)
+  curve_log = agent_runs.CurveLogger(workdir, CSV_FIELDS)
+  summaries = loggers.TensorBoardLogger(os.path.join(workdir, curves.TB_DIR))
   logging.info(
       "Training %d seeds on %s with %s: %d updates of %d steps (%d frames) "
       "each, %d actors x %d environments (alpha_lr=%g, alpha_y=%g, gamma=%g)",
       seeds, spec.name, rule_name, num_updates, steps_per_update,
       steps_per_update * atari.FRAME_SKIP, num_actors, num_envs // num_actors,
       lr, alpha_y, discount)
-  final_returns, rates = [], []
+  points, rates = [], []
   try:
     for index in range(seeds):
       run_seed = seed + index
@@ -205,22 +168,29 @@ def train_atari(game: str, rule_name: str, workdir: str, steps: int,
           sample_timeout_s=sample_timeout_s,
           max_episode_frames=max_episode_frames) as pipeline:
         learner = learner_lib.Learner(
-            agent, rule, preset.optimiser, lr, alpha_y, discount,
-            pipeline.trajectories(), jit_compile=jit_compile)
-        points, rate = _train_seed(learner, pipeline, log, index, seeds,
-                                   num_updates, log_every, spec.name)
-      finite = [p for p in points if not math.isnan(p)]
-      final_returns.append(np.mean(finite[-max(1, len(points) // 10):])
-                           if finite else math.nan)
+            agent, rule, preset.optimiser, learning_rate=[lr],
+            kl_cost=[alpha_y], gamma=[discount],
+            source=learner_lib.IteratorSource(pipeline.trajectories()),
+            jit_compile=jit_compile)
+        console = loggers.ConsoleLogger(
+            f"{spec.name} seed {index + 1}/{seeds} | frames",
+            total=num_updates * steps_per_update * atari.FRAME_SKIP,
+            unit="frames", keys=["episode_return/*", "human_normalised/*",
+                                 "policy_entropy/*"])
+        seed_points, rate = _train_seed(
+            learner, pipeline, index, num_updates, log_every, spec.name,
+            curve_log, loggers.Dispatcher([summaries, console]))
+      points.append(seed_points)
       rates.append(rate)
   finally:
-    log.close()
+    curve_log.close()
+    summaries.close()
   title = (f"{rule_name} on {spec.name} ({seeds} seeds, {num_actors} actors, "
            f"B={num_envs}, T={unroll_length})")
-  png = curves.plot_curves(log.rows, os.path.join(workdir, curves.PNG_NAME),
+  png = curves.plot_curves(curve_log.rows, os.path.join(workdir, curves.PNG_NAME),
                            title, atari.random_score(spec.name),
                            x_label="frames", x_scale=atari.FRAME_SKIP)
-  final = np.array(final_returns)
+  final = curves.final_returns(np.array(points).T)
   normalised = None
   if atari.random_score(spec.name) is not None:
     normalised = np.array([atari.human_normalised(spec.name, r) for r in final])
@@ -234,43 +204,51 @@ def train_atari(game: str, rule_name: str, workdir: str, steps: int,
 
 
 def _train_seed(learner: learner_lib.Learner,
-                pipeline: pipeline_lib.AtariPipeline, log: _CurveLog,
-                index: int, seeds: int, num_updates: int, log_every: int,
-                game: str) -> Tuple[List[float], float]:
-  """The update loop of one seed; returns (its logged returns, frames/s)."""
-  returns: List[float] = []
+                pipeline: pipeline_lib.AtariPipeline, index: int,
+                num_updates: int, log_every: int, game: str,
+                curve_log: loggers.Logger,
+                logger: loggers.Logger) -> Tuple[List[float], float]:
+  """The update loop of one seed; returns (its logged returns, frames/s).
+
+  A point's return is the mean raw score of the episodes that ended since the
+  previous point. `curve_log` gets one row per point, `logger` the point's
+  scalars (tagged with the seed) against frames.
+  """
+  return_sum, episodes = 0.0, 0
   points: List[float] = []
   first_update_done = None
   steps = steps_at_first = 0
   for update in range(1, num_updates + 1):
     metrics = learner.step()
-    pipeline.publish(update, learner.params())
+    pipeline.publish(update, learner.params)
     pipeline.check_actors()
-    steps += metrics.env_steps
-    returns.extend(metrics.episode_returns.tolist())
+    steps += int(metrics["env_steps"][0])
+    return_sum += float(metrics["episode_return_sum"][0])
+    episodes += int(metrics["episode_count"][0])
     if first_update_done is None:
       first_update_done, steps_at_first = time.time(), steps
     if update % log_every and update != num_updates:
       continue
+    frames = steps * atari.FRAME_SKIP
+    episode_return = return_sum / episodes if episodes else math.nan
+    normalised = (None if math.isnan(episode_return)
+                  else atari.human_normalised(game, episode_return))
+    curve_log.write(frames, {
+        "seed": index, "env_steps": steps, "frames": frames,
+        "episode_return": episode_return, "episodes": episodes,
+        "human_normalised": "" if normalised is None else normalised})
+    scalars = {"episode_return": episode_return,
+               "loss": float(metrics["loss"][0]),
+               "policy_entropy": float(metrics["policy_entropy"][0])}
+    if normalised is not None:
+      scalars["human_normalised"] = normalised
     elapsed = time.time() - first_update_done
-    frames_per_s = ((steps - steps_at_first) * atari.FRAME_SKIP
-                    / max(elapsed, 1e-9))
-    episode_return = float(np.mean(returns)) if returns else math.nan
-    scalars = {"loss": metrics.loss, "policy_entropy": metrics.policy_entropy}
-    if frames_per_s > 0:
-      scalars["frames_per_s"] = frames_per_s
-    normalised = log.write(index, steps, episode_return, len(returns), scalars)
-    frames_left = (num_updates - update) * metrics.env_steps * atari.FRAME_SKIP
-    logging.info(
-        "%s seed %d/%d | frames %d/%d | return %.2f%s over %d episodes | "
-        "entropy %.3f | %s", game, index + 1, seeds, steps * atari.FRAME_SKIP,
-        num_updates * metrics.env_steps * atari.FRAME_SKIP, episode_return,
-        "" if normalised is None else f" (human-normalised {normalised:.3f})",
-        len(returns), metrics.policy_entropy,
-        f"{frames_per_s:.0f} frames/s | ~{frames_left / frames_per_s:.0f}s left"
-        if frames_per_s > 0 else "frames/s from the next point on")
+    if steps > steps_at_first and elapsed > 0:
+      scalars["frames_per_s"] = (steps - steps_at_first) * atari.FRAME_SKIP / elapsed
+    logger.write(frames, {f"{name}/seed_{index}": value
+                          for name, value in scalars.items()})
     points.append(episode_return)
-    returns = []
+    return_sum, episodes = 0.0, 0
   elapsed = time.time() - first_update_done
   rate = ((steps - steps_at_first) * atari.FRAME_SKIP / elapsed
           if elapsed > 0 and steps > steps_at_first else math.nan)

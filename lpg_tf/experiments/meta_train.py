@@ -11,10 +11,11 @@ another config, a wrong SavedModel for `init_rule`) raises `errors.ConfigError`
 before any training work.
 """
 
+import fnmatch
 import json
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from absl import logging
 import ml_collections
@@ -23,6 +24,7 @@ import tensorflow as tf
 
 from lpg_tf import errors
 from lpg_tf import export
+from lpg_tf import loggers
 from lpg_tf.distributed import strategy as strategy_lib
 from lpg_tf.meta import meta_objective
 from lpg_tf.meta import population as population_lib
@@ -168,50 +170,107 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict,
     json.dump(_config_json(config), f, indent=2, sort_keys=True)
 
 
-class _Progress:
-  """Console and TensorBoard logging of a run."""
+# Numbers that count events: a logging point reports their sum over its window;
+# every other number is averaged over the window's meta-steps.
+_SUMMED = ("ended_lifetimes", "*/diverged_lifetimes", "*/excluded_lifetimes")
+# What the console shows; everything goes to TensorBoard.
+CONSOLE_KEYS = ("meta_loss", "*/episode_return", "prediction_entropy",
+                "ended_lifetimes")
 
-  def __init__(self, workdir: str, trainer: trainer_lib.MetaTrainer,
-               total_steps: int):
-    self._writer = tf.summary.create_file_writer(os.path.join(workdir, TB_DIR))
+
+class Progress:
+  """Summarises every meta-step between logging points and hands it to a logger.
+
+  One meta-step's numbers are noisy (a few episodes end per step) and event
+  counts such as ended lifetimes happen at any step, so `add` takes every
+  step's `MetaTrainer.step()` dict and `log` reports the window since the
+  previous logging point: sums for event counts (`_SUMMED`), for everything
+  else the mean over the steps where the number was finite (a step where no
+  episode of an environment ended has no return for it). `log` adds
+  "prediction_entropy" (H(y) averaged over environments), throughput, and the
+  bandits' per-arm probabilities and counts under readable names such as
+  `bandit/tabular/dense/p[lr=40,y=0.5]` (TensorBoard only: the console shows
+  CONSOLE_KEYS). `close` logs an end-of-run summary.
+  """
+
+  def __init__(self, logger: loggers.Logger, trainer: trainer_lib.MetaTrainer):
+    self._logger = logger
     self._trainer = trainer
-    self._total = total_steps
-    self._last_time = None
-    self._last_step = None
+    self._sums: Dict[str, float] = {}
+    self._counts: Dict[str, int] = {}
+    self._window_start: Optional[Tuple[int, float]] = None
+    self._run_start: Optional[Tuple[int, float]] = None
+    self._ended_total = 0.0
+    self._last: Dict[str, float] = {}
 
-  def log(self, step: int, numbers: Dict[str, float]) -> Dict[str, float]:
-    now = time.time()
-    if self._last_time is not None and step > self._last_step:
-      rate = (step - self._last_step) / (now - self._last_time)
+  def add(self, numbers: Mapping[str, float]) -> None:
+    """Accumulates one meta-step's numbers into the current window."""
+    for key, value in numbers.items():
+      if np.isfinite(value):
+        self._sums[key] = self._sums.get(key, 0.0) + value
+        self._counts[key] = self._counts.get(key, 0) + 1
+    self._ended_total += numbers.get("ended_lifetimes", 0.0)
+
+  def _window(self) -> Dict[str, float]:
+    window = {}
+    for key, total in self._sums.items():
+      summed = any(fnmatch.fnmatch(key, pattern) for pattern in _SUMMED)
+      window[key] = total if summed else total / self._counts[key]
+    entropies = [v for k, v in window.items()
+                 if k.endswith("/prediction_entropy")]
+    if entropies:
+      window["prediction_entropy"] = float(np.mean(entropies))
+    return window
+
+  def _bandit_scalars(self) -> Dict[str, float]:
+    scalars = {}
+    for name, bandit in self._trainer.population.bandits.bandits.items():
+      probabilities = bandit.probabilities()
+      for arm in range(bandit.num_arms):
+        learning_rate, kl_cost = bandit.arm_values(arm)
+        label = f"[lr={learning_rate:g},y={kl_cost:g}]"
+        scalars[f"bandit/{name}/p{label}"] = float(probabilities[arm])
+        scalars[f"bandit/{name}/n{label}"] = float(bandit.counts[arm])
+    return scalars
+
+  def log(self, step: int) -> Dict[str, float]:
+    """Writes the window ending at meta-step `step`; returns its numbers.
+
+    Throughput is measured from the previous logging point, so the first
+    window (which holds the compilation) reports none.
+    """
+    now = time.monotonic()
+    numbers = self._window()
+    if self._window_start is not None and step > self._window_start[0]:
+      rate = (step - self._window_start[0]) / (now - self._window_start[1])
       numbers["meta_steps_per_s"] = rate
-      numbers["inner_env_steps_per_s"] = rate * self._trainer.inner_env_steps_per_step
+      numbers["inner_env_steps_per_s"] = (
+          rate * self._trainer.inner_env_steps_per_step)
       numbers["scoring_env_steps_per_s"] = (
           rate * self._trainer.scoring_env_steps_per_step)
-    self._last_time, self._last_step = now, step
-    with self._writer.as_default(step=step):
-      for key, value in numbers.items():
-        if np.isfinite(value):
-          tf.summary.scalar(key, value)
-      for name, bandit in self._trainer.population.bandits.bandits.items():
-        tf.summary.histogram(f"bandit/{name}/probabilities", bandit.probabilities())
-    returns = {k.split("/episode_return")[0]: v for k, v in numbers.items()
-               if k.endswith("/episode_return")}
-    rate = numbers.get("meta_steps_per_s")
-    eta = f"{(self._total - step) / rate:.0f}s" if rate else "?"
-    logging.info(
-        "meta-step %d/%d | %s | meta-loss %.4f | %s env steps/s | left ~%s | returns %s",
-        step, self._total, f"{rate:.2f} steps/s" if rate else "warming up",
-        numbers["meta_loss"],
-        f"{numbers['inner_env_steps_per_s']:.0f}" if rate else "?", eta,
-        ", ".join(f"{k} {v:.2f}" for k, v in sorted(returns.items())))
-    for name, bandit in self._trainer.population.bandits.bandits.items():
-      lr, kl = bandit.arm_values(bandit.most_probable_arm())
-      logging.info("  bandit %s: most probable alpha_lr=%g alpha_y=%g (counts %s)",
-                   name, lr, kl, bandit.counts.tolist())
+    self._logger.write(step, {**numbers, **self._bandit_scalars()})
+    self._sums, self._counts = {}, {}
+    self._window_start = (step, now)
+    if self._run_start is None:
+      self._run_start = (step, now)
+    self._last = numbers
     return numbers
 
-  def flush(self) -> None:
-    self._writer.flush()
+  def close(self, step: int) -> None:
+    """Logs the end-of-run summary and closes the logger."""
+    returns = ", ".join(f"{k[:-len('/episode_return')]} {v:.3g}"
+                        for k, v in sorted(self._last.items())
+                        if k.endswith("/episode_return"))
+    rate = ""
+    if self._run_start is not None and step > self._run_start[0]:
+      rate = (f" ({(step - self._run_start[0]) / (time.monotonic() - self._run_start[1]):.3g}"
+              " meta-steps/s after the first logging point)")
+    logging.info(
+        "Meta-training done at meta-step %d%s: %d lifetimes ended in this "
+        "process; last window: meta-loss %.4g, returns %s, H(y) %.3g", step,
+        rate, self._ended_total, self._last.get("meta_loss", float("nan")),
+        returns or "none", self._last.get("prediction_entropy", float("nan")))
+    self._logger.close()
 
 
 def meta_train(config: ml_collections.ConfigDict, workdir: str,
@@ -226,7 +285,7 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
     init_rule: an exported rule (SavedModel directory) to start eta from.
 
   Returns:
-    The last logged numbers.
+    The last logged numbers (see `Progress`).
   """
   validate(config)
   config = with_run_length(config)
@@ -256,17 +315,21 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     logging.info("Resumed from %s at meta-step %d", manager.latest_checkpoint,
                  int(meta_trainer.step_counter.numpy()))
-  progress = _Progress(workdir, meta_trainer, config.num_meta_steps)
+  progress = Progress(loggers.Dispatcher([
+      loggers.TensorBoardLogger(os.path.join(workdir, TB_DIR)),
+      loggers.ConsoleLogger("meta-step", total=config.num_meta_steps,
+                            unit="meta-steps", keys=CONSOLE_KEYS)]),
+      meta_trainer)
   numbers: Dict[str, float] = {}
   step = int(meta_trainer.step_counter.numpy())
   while step < config.num_meta_steps:
-    numbers = meta_trainer.step()
+    progress.add(meta_trainer.step())
     step = int(meta_trainer.step_counter.numpy())
     if step % config.log_every == 0 or step == config.num_meta_steps or step == 1:
-      numbers = progress.log(step, numbers)
+      numbers = progress.log(step)
     if step % config.checkpoint_every == 0 or step == config.num_meta_steps:
       save(manager, meta_trainer, workdir, step)
-  progress.flush()
+  progress.close(step)
   return numbers
 
 

@@ -8,13 +8,13 @@ policy's return as a reference line) to the work directory.
 
 Atari games (`atari/<Game>`, meta-testing of Section 4.5) take another road:
 `atari_training.train_atari`, the Table 4 agent trained through the Reverb
-actor/learner pipeline, one seed after another.
+actor/learner pipeline, one seed after another. Importing it here costs about
+0.06 s (Reverb and ale-py) on top of TensorFlow's 3 s.
 """
 
 import os
-import shutil
 import time
-from typing import Dict, NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 from absl import logging
 import numpy as np
@@ -22,10 +22,15 @@ import numpy as np
 from lpg_tf import agents
 from lpg_tf import errors
 from lpg_tf import envs
+from lpg_tf import loggers
 from lpg_tf import rules
 from lpg_tf.analysis import curves
-from lpg_tf.learning import agent_trainer
+from lpg_tf.envs import atari
+from lpg_tf.experiments import agent_runs
+from lpg_tf.experiments import atari_training
+from lpg_tf.learning import learner as learner_lib
 from lpg_tf.learning import optimizers
+from lpg_tf.learning import random_policy
 from lpg_tf.meta import lifetime_settings
 
 # A2C's agent learning rates, by the Table 3 optimiser of the environment; chosen
@@ -36,14 +41,13 @@ DEFAULT_GAMMA = 0.99  # Table 2 samples gamma from {0.99, 0.995}.
 DEFAULT_NUM_ENVS = 64  # B per lifetime in meta-training (Section 4.1).
 ATARI_PREFIX = "atari/"
 UNIFORM_POLICY_STEPS = 4000  # per environment, for the reference line.
-DEFAULT_PREDICTION_SIZE = 30  # m (Section 4.1), for rules that read no y.
 
 
 class TrainResult(NamedTuple):
   """Summary of a finished run.
 
   Attributes:
-    final_returns: `[seeds]` mean return over the last 10% of logging points.
+    final_returns: `[seeds]`, `curves.final_returns` of the logged returns.
     random_return: the uniformly random policy's average return (None if no
       episode ended while measuring it).
     env_steps: environment steps taken per seed.
@@ -55,46 +59,9 @@ class TrainResult(NamedTuple):
   env_steps_per_s: float
 
 
-def final_returns(points: np.ndarray) -> np.ndarray:
-  """Per seed, the mean of the last 10% of logging points where episodes ended.
-
-  Args:
-    points: `[logging points, seeds]` mean returns, NaN where a seed ended no
-      episode (long episodes end only every few points).
-  """
-  finals = []
-  for column in points.T:
-    finite = column[np.isfinite(column)]
-    finals.append(finite[-max(1, len(finite) // 10):].mean() if finite.size
-                  else np.nan)
-  return np.array(finals)
-
-
 def _positive(name: str, value: int) -> None:
   if value is None or value <= 0:
     raise errors.ConfigError(f"--{name} must be a positive integer, got {value!r}")
-
-
-def check_workdir(workdir: str, overwrite: bool) -> None:
-  """Refuses a work directory that already holds something, unless `overwrite`.
-
-  With `overwrite`, the previous run's curves and summaries are removed so the new
-  run's TensorBoard events do not mix with the old ones.
-  """
-  if not workdir:
-    raise errors.ConfigError("--workdir is required")
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise errors.ConfigError(f"--workdir {workdir!r} exists and is not a directory")
-  if not os.path.isdir(workdir) or not os.listdir(workdir):
-    return
-  if not overwrite:
-    raise errors.ConfigError(
-        f"--workdir {workdir!r} already holds {sorted(os.listdir(workdir))}; "
-        "choose a new directory, or pass --overwrite to replace that run")
-  for name in (curves.CSV_NAME, curves.PNG_NAME):
-    if os.path.exists(os.path.join(workdir, name)):
-      os.remove(os.path.join(workdir, name))
-  shutil.rmtree(os.path.join(workdir, curves.TB_DIR), ignore_errors=True)
 
 
 def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
@@ -104,7 +71,7 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
                  learning_rate: Optional[float] = None,
                  kl_cost: Optional[float] = None,
                  gamma: Optional[float] = None, seed: int = 0,
-                 log_every: int = 50, overwrite: bool = False,
+                 log_every: Optional[int] = None, overwrite: bool = False,
                  jit_compile: bool = True,
                  num_actors: Optional[int] = None) -> TrainResult:
   """Trains `seeds` agents for `steps` environment steps each; writes curves.
@@ -126,7 +93,8 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
       grid, Table 4's for Atari.
     gamma: discount factor; default DEFAULT_GAMMA, Table 4's 0.995 for Atari.
     seed: seed of everything random; seed i of the run is lifetime i.
-    log_every: updates between logging points.
+    log_every: updates between logging points; default
+      `agent_runs.default_log_every`.
     overwrite: allow replacing a run already in `workdir`.
     jit_compile: compile the training step with XLA.
     num_actors: Atari only: actor processes (default 2).
@@ -150,9 +118,11 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
         f"--action_space applies to grid worlds only, not {env_name}")
   rule = rules.make(rule_name)
   for name, value in (("steps", steps), ("seeds", seeds), ("num_envs", num_envs),
-                      ("unroll_length", unroll_length), ("log_every", log_every)):
+                      ("unroll_length", unroll_length)):
     _positive(name, value)
-  check_workdir(workdir, overwrite)
+  if log_every is not None:
+    _positive("log_every", log_every)
+  agent_runs.check_workdir(workdir, overwrite)
   env = envs.make(env_name, action_space)
   preset = agents.preset_for(env_name)
   lr = A2C_LEARNING_RATES[preset.optimiser] if learning_rate is None else learning_rate
@@ -162,78 +132,102 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
 
   agent = agents.build_agent(
       env.spec, num_lifetimes=seeds, seed=seed,
-      prediction_size=rule.prediction_size or DEFAULT_PREDICTION_SIZE)
-  trainer = agent_trainer.AgentTrainer(
-      env, agent, rule, preset.optimiser,
+      prediction_size=rule.prediction_size or agent_runs.DEFAULT_PREDICTION_SIZE)
+  source = learner_lib.RolloutSource(env, seeds, num_envs, unroll_length, seed)
+  learner = learner_lib.Learner(
+      agent, rule, preset.optimiser,
       learning_rate=np.full([seeds], lr, np.float32),
       kl_cost=np.full([seeds], alpha_y, np.float32),
-      gamma=np.full([seeds], gamma, np.float32), num_envs=num_envs,
-      unroll_length=unroll_length, seed=seed, jit_compile=jit_compile)
-  num_updates = -(-steps // trainer.env_steps_per_update)
-  writer = curves.CurveWriter(
-      workdir, f"{rule_name} on {env_name} ({seeds} seeds, B={num_envs}, T={unroll_length})")
-  logging.info("Training %d seeds on %s with %s: %d updates of %d steps each "
-               "(alpha_lr=%g, alpha_y=%g, gamma=%g, optimiser=%s)", seeds,
-               env_name, rule_name, num_updates, trainer.env_steps_per_update,
-               lr, alpha_y, gamma, preset.optimiser)
-
-  return_sum = np.zeros(seeds)
-  episodes = np.zeros(seeds)
-  points = []
+      gamma=np.full([seeds], gamma, np.float32), source=source,
+      jit_compile=jit_compile)
+  steps_per_update = source.env_steps_per_update
+  num_updates = -(-steps // steps_per_update)
+  log_every = log_every or agent_runs.default_log_every(num_updates)
+  logging.info("Training %d seeds on %s with %s: %d updates of %d steps each, "
+               "logged every %d (alpha_lr=%g, alpha_y=%g, gamma=%g, "
+               "optimiser=%s)", seeds, env_name, rule_name, num_updates,
+               steps_per_update, log_every, lr, alpha_y, gamma, preset.optimiser)
+  curve_log = agent_runs.CurveLogger(workdir, curves.CSV_FIELDS)
+  logger = loggers.Dispatcher([
+      loggers.TensorBoardLogger(os.path.join(workdir, curves.TB_DIR)),
+      loggers.ConsoleLogger(
+          f"{rule_name} {env_name} | env steps/seed",
+          total=num_updates * steps_per_update, unit="env steps/seed",
+          keys=["episode_return/seed_*", "policy_entropy", "env_steps_per_s"])])
   start = time.time()
-  first_step_done = None
-  for update in range(1, num_updates + 1):
-    metrics = trainer.step()
-    if first_step_done is None:
-      first_step_done = time.time()
-    return_sum += metrics.episode_return_sum
-    episodes += metrics.episode_count
-    if update % log_every == 0 or update == num_updates:
-      env_steps = update * trainer.env_steps_per_update
-      with np.errstate(invalid="ignore", divide="ignore"):
-        returns = np.where(episodes > 0, return_sum / np.maximum(episodes, 1), np.nan)
-      writer.write(env_steps, returns, episodes)
-      elapsed = time.time() - first_step_done
-      rate = (update - 1) * trainer.env_steps_per_update * seeds / max(elapsed, 1e-9)
-      writer.scalars(env_steps, {"loss": float(np.mean(metrics.loss)),
-                                 "policy_entropy": float(np.mean(metrics.policy_entropy)),
-                                 "env_steps_per_s": rate})
-      remaining = (num_updates - update) * trainer.env_steps_per_update * seeds
-      logging.info("%s %s | steps/seed %d/%d | return %s | entropy %.3f | "
-                   "%.0f env steps/s | ~%.0fs left", rule_name, env_name,
-                   env_steps, num_updates * trainer.env_steps_per_update,
-                   np.array2string(returns, precision=2), np.mean(metrics.policy_entropy),
-                   rate, remaining / max(rate, 1e-9))
-      points.append(returns)
-      return_sum[:] = 0
-      episodes[:] = 0
+  try:
+    points = _train(learner, num_updates, log_every, steps_per_update,
+                    curve_log, logger)
+  finally:
+    curve_log.close()
+    logger.close()
   total_time = time.time() - start
-  trainer.sync_agent()
-  random_return = agent_trainer.random_policy_return(
+  learner.sync_agent()
+  random_return = random_policy.random_policy_return(
       env, num_envs, max(UNIFORM_POLICY_STEPS, 2 * env.spec.max_episode_steps), seed)
-  png = writer.close(random_return)
-  final = final_returns(np.array(points))
-  rate = num_updates * trainer.env_steps_per_update * seeds / max(total_time, 1e-9)
+  png = curves.plot_curves(
+      curve_log.rows, os.path.join(workdir, curves.PNG_NAME),
+      f"{rule_name} on {env_name} ({seeds} seeds, B={num_envs}, T={unroll_length})",
+      random_return)
+  final = curves.final_returns(np.array(points))
+  rate = num_updates * steps_per_update * seeds / max(total_time, 1e-9)
   logging.info("Done: final return per seed %s (random policy %s); curves in %s",
                np.array2string(final, precision=3), random_return, png)
   return TrainResult(final, random_return,
-                     num_updates * trainer.env_steps_per_update, rate)
+                     num_updates * steps_per_update, rate)
+
+
+def _train(learner: learner_lib.Learner, num_updates: int, log_every: int,
+           steps_per_update: int, curve_log: loggers.Logger,
+           logger: loggers.Logger) -> List[np.ndarray]:
+  """The update loop; returns the logged `[seeds]` returns, one per point.
+
+  A point's return is the mean over the episodes that ended since the previous
+  point (NaN for a seed where none ended): every update's episodes count, not
+  only the logged update's. `curve_log` gets one row per seed and point,
+  `logger` the point's scalars against env steps per seed.
+  """
+  return_sum = episodes = 0.0
+  points = []
+  first_step_done = None
+  for update in range(1, num_updates + 1):
+    metrics = learner.step()
+    if first_step_done is None:
+      first_step_done = time.time()
+    return_sum = return_sum + metrics["episode_return_sum"]
+    episodes = episodes + metrics["episode_count"]
+    if update % log_every and update != num_updates:
+      continue
+    env_steps = update * steps_per_update
+    with np.errstate(invalid="ignore", divide="ignore"):
+      returns = np.where(episodes > 0, return_sum / np.maximum(episodes, 1), np.nan)
+    for seed, (value, count) in enumerate(zip(returns, episodes)):
+      curve_log.write(env_steps, {"seed": seed, "env_steps": env_steps,
+                                  "episode_return": float(value),
+                                  "episodes": int(count)})
+    scalars = {f"episode_return/seed_{seed}": float(value)
+               for seed, value in enumerate(returns)}
+    if np.isfinite(returns).any():
+      scalars["episode_return/mean"] = float(np.nanmean(returns))
+    scalars["loss"] = float(np.mean(metrics["loss"]))
+    scalars["policy_entropy"] = float(np.mean(metrics["policy_entropy"]))
+    if update > 1:
+      elapsed = time.time() - first_step_done
+      scalars["env_steps_per_s"] = ((update - 1) * steps_per_update
+                                    * len(returns) / elapsed)
+    logger.write(env_steps, scalars)
+    points.append(returns)
+    return_sum = episodes = 0.0
+  return points
 
 
 def _train_atari(env_name: str, rule_name: str, workdir: str, steps: int,
                  seeds: int, num_envs: Optional[int], unroll_length: int,
                  action_space: Optional[str], learning_rate: Optional[float],
                  kl_cost: Optional[float], gamma: Optional[float], seed: int,
-                 log_every: int, overwrite: bool, jit_compile: bool,
-                 num_actors: Optional[int]) -> TrainResult:
-  """`train_agents` for `atari/<Game>`: `atari_training.train_atari`.
-
-  Imported here only, so toy-environment runs need neither Reverb nor the ALE.
-  """
-  # pylint: disable=g-import-not-at-top
-  from lpg_tf.envs import atari
-  from lpg_tf.experiments import atari_training
-  # pylint: enable=g-import-not-at-top
+                 log_every: Optional[int], overwrite: bool,
+                 jit_compile: bool, num_actors: Optional[int]) -> TrainResult:
+  """`train_agents` for `atari/<Game>`: `atari_training.train_atari`."""
   if action_space is not None:
     raise errors.ConfigError(
         f"--action_space applies to grid worlds only, not {env_name}")

@@ -59,14 +59,6 @@ class ValidationTest(parameterized.TestCase):
     self.assertFalse(os.path.exists("/tmp/unused_lpg_tf_dir"))
 
 
-class FinalReturnTest(parameterized.TestCase):
-
-  def test_ignores_points_without_episodes(self):
-    points = np.array([[1.0, np.nan], [np.nan, 2.0], [3.0, np.nan], [np.nan, np.nan]])
-    np.testing.assert_array_equal(train_agent.final_returns(points), [3.0, 2.0])
-    self.assertTrue(np.isnan(train_agent.final_returns(np.full((2, 1), np.nan))[0]))
-
-
 class ExportedRuleTest(parameterized.TestCase):
 
   def test_trains_with_an_exported_lpg_rule(self):
@@ -101,3 +93,13 @@ class LauncherRunTest(parameterized.TestCase):
     self.assertTrue(all(np.isfinite(float(r["episode_return"])) for r in rows))
     self.assertGreater(os.path.getsize(os.path.join(workdir, "curve.png")), 10_000)
     self.assertTrue(os.listdir(os.path.join(workdir, "tb")))
+
+  def test_default_logging_gives_a_readable_curve(self):
+    """Without --log_every, a run logs about 100 points per seed."""
+    workdir = os.path.join(self.create_tempdir().full_path, "run")
+    train_agent.train_agents("chain/short", "a2c", workdir, steps=8000, seeds=2,
+                             num_envs=4)  # 100 updates of 80 steps.
+    with open(os.path.join(workdir, "curve.csv")) as f:
+      rows = list(csv.DictReader(f))
+    self.assertEqual([int(r["env_steps"]) for r in rows if r["seed"] == "0"],
+                     list(range(80, 8001, 80)))

@@ -1,4 +1,4 @@
-"""Rollouts, the rule-driven agent update and the agent trainer, end to end in-graph."""
+"""Rollouts and the rule-driven agent update, end to end in-graph."""
 
 from absl.testing import parameterized
 import numpy as np
@@ -8,7 +8,6 @@ from lpg_tf import agents
 from lpg_tf import envs
 from lpg_tf import rules
 from lpg_tf import types
-from lpg_tf.learning import agent_trainer
 from lpg_tf.learning import optimizers
 from lpg_tf.learning import rollout
 from lpg_tf.learning import update_step
@@ -146,40 +145,3 @@ class UpdateStepTest(parameterized.TestCase):
       np.testing.assert_allclose(results[0][k][0].numpy(), results[1][k][0].numpy())
       np.testing.assert_allclose(results[0][k][2].numpy(), results[1][k][2].numpy())
       self.assertFalse(np.allclose(results[0][k][1].numpy(), results[1][k][1].numpy()))
-
-
-class AgentTrainerTest(parameterized.TestCase):
-
-  def test_a2c_learns_short_chain(self):
-    """A2C beats the random policy's return (about 0) on chain/short quickly."""
-    env = envs.make("chain/short")
-    agent = agents.build_agent(env.spec, num_lifetimes=2, seed=0)
-    trainer = agent_trainer.AgentTrainer(
-        env, agent, rules.make("a2c"), optimizers.SGD,
-        learning_rate=np.full([2], 40.0, np.float32),
-        kl_cost=np.zeros([2], np.float32), gamma=np.full([2], 0.99, np.float32),
-        num_envs=32, unroll_length=20, seed=0)
-    late = []
-    for i in range(150):
-      m = trainer.step()
-      if i >= 120:
-        late.append(m.episode_return_sum.sum() / max(m.episode_count.sum(), 1))
-    self.assertGreater(np.mean(late), 0.5)
-    random_return = agent_trainer.random_policy_return(env, 32, 400, seed=0)
-    self.assertLess(abs(random_return), 0.25)
-
-  def test_jit_equals_eager(self):
-    env = envs.make("tabular/sparse")
-    results = []
-    for jit in (True, False):
-      agent = agents.build_agent(env.spec, num_lifetimes=2, seed=1)
-      trainer = agent_trainer.AgentTrainer(
-          env, agent, rules.make("a2c"), optimizers.SGD,
-          learning_rate=np.full([2], 40.0, np.float32),
-          kl_cost=np.zeros([2], np.float32), gamma=np.full([2], 0.99, np.float32),
-          num_envs=4, unroll_length=5, seed=3, jit_compile=jit)
-      for _ in range(3):
-        trainer.step()
-      results.append({k: v.numpy() for k, v in trainer.params.items()})
-    for k in results[0]:
-      np.testing.assert_allclose(results[0][k], results[1][k], rtol=1e-4, atol=1e-5)

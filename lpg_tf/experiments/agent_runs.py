@@ -1,0 +1,68 @@
+"""What agent-training runs share, toy environments and Atari alike.
+
+`train_agent` (toy environments) and `atari_training` (Atari through Reverb) both
+train agents from scratch and write the same kind of work directory: curve.csv
+(one row per seed and logging point), tb/ and curve.png. The work-directory
+check, the logging cadence, the prediction size of rules that read no y and
+the curve.csv logger live here, so neither run module imports the other for
+them (only `train_agent` dispatches to `atari_training`).
+"""
+
+import os
+import shutil
+from typing import Dict, List, Sequence
+
+from lpg_tf import errors
+from lpg_tf import loggers
+from lpg_tf.analysis import curves
+
+DEFAULT_PREDICTION_SIZE = 30  # m (Section 4.1), for rules that read no y.
+# Logging points per run when log_every is not given: enough for a readable
+# curve.png whatever the run's length.
+DEFAULT_LOG_POINTS = 100
+
+
+def default_log_every(num_updates: int) -> int:
+  """Updates between logging points giving about DEFAULT_LOG_POINTS points."""
+  return max(1, num_updates // DEFAULT_LOG_POINTS)
+
+
+def check_workdir(workdir: str, overwrite: bool) -> None:
+  """Refuses a work directory that already holds something, unless `overwrite`.
+
+  With `overwrite`, the previous run's curves and summaries are removed so the new
+  run's TensorBoard events do not mix with the old ones.
+  """
+  if not workdir:
+    raise errors.ConfigError("--workdir is required")
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise errors.ConfigError(f"--workdir {workdir!r} exists and is not a directory")
+  if not os.path.isdir(workdir) or not os.listdir(workdir):
+    return
+  if not overwrite:
+    raise errors.ConfigError(
+        f"--workdir {workdir!r} already holds {sorted(os.listdir(workdir))}; "
+        "choose a new directory, or pass --overwrite to replace that run")
+  for name in (curves.CSV_NAME, curves.PNG_NAME):
+    if os.path.exists(os.path.join(workdir, name)):
+      os.remove(os.path.join(workdir, name))
+  shutil.rmtree(os.path.join(workdir, curves.TB_DIR), ignore_errors=True)
+
+
+class CurveLogger(loggers.CSVLogger):
+  """`workdir/curve.csv`, one row per seed and logging point; keeps the rows.
+
+  The rows are what `curves.plot_curves` draws at the end of the run.
+  """
+
+  def __init__(self, workdir: str, columns: Sequence[str]):
+    super().__init__(os.path.join(workdir, curves.CSV_NAME), columns)
+    self._rows: List[Dict[str, float]] = []
+
+  @property
+  def rows(self) -> List[Dict[str, float]]:
+    return self._rows
+
+  def write(self, step: int, metrics: loggers.Metrics) -> None:
+    super().write(step, metrics)
+    self._rows.append(dict(metrics))

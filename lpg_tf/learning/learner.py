@@ -1,0 +1,180 @@
+"""The learner: L lifetimes' theta updated by a rule from a trajectory source.
+
+Acme's learner role, for meta-testing (Section 4.5: agents trained from scratch
+by a fixed rule) and the A2C baseline. The learner owns theta and the optimiser
+state of L independent lifetimes (each with its own alpha_lr, alpha_y, gamma);
+its hot path is one compiled `_step` that takes the next trajectory
+`[L, T, B, ...]` from a source and applies `update_step.update` (Eq. 2, Eq. 7
+or A2C). The Python `step()` around it only counts and converts the metrics.
+
+Two sources behind one interface:
+  * `RolloutSource`: acting in an in-graph environment (toy environments of
+    Appendix A); the rollout runs inside the same compiled step as the update,
+    so acting and learning cost one call.
+  * `IteratorSource`: trajectories from an iterator, e.g. actors' unrolls
+    streamed from Reverb (Atari). The batch is pulled in Python and passed to
+    the compiled step: a dataset iterator's `get_next` cannot be compiled by
+    XLA.
+"""
+
+import abc
+from typing import Any, Dict, Iterator, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from lpg_tf import types
+from lpg_tf.envs import base as env_base
+from lpg_tf.learning import optimizers
+from lpg_tf.learning import rollout
+from lpg_tf.learning import update_step
+from lpg_tf.rules import base as rule_base
+
+
+class TrajectorySource(abc.ABC):
+  """Where the learner's trajectories come from.
+
+  `pull()` runs in Python before each compiled step (reading a dataset, say);
+  `trajectory()` runs inside it, with theta and the source's own state (an
+  actor's environments), and returns the `[L, T, B, ...]` trajectory.
+  """
+
+  def initial_state(self) -> Any:
+    """The state `trajectory` carries from one step to the next."""
+    return ()
+
+  def pull(self) -> Any:
+    """Host-side input of the next step, a nest of tensors (or ())."""
+    return ()
+
+  @abc.abstractmethod
+  def trajectory(self, apply_fn: rollout.ApplyFn, params: Any, state: Any,
+                 pulled: Any) -> Tuple[types.Trajectory, Any]:
+    """(trajectory `[L, T, B, ...]`, next state); traced into the step."""
+
+
+class RolloutSource(TrajectorySource):
+  """T steps of pi_theta in B in-graph environments per lifetime."""
+
+  def __init__(self, env: env_base.Environment, num_lifetimes: int,
+               num_envs: int, unroll_length: int, seed: int):
+    """Samples every lifetime's environment instance and resets them.
+
+    Args:
+      env: the environment (one group); lifetime l gets its own instance.
+      num_lifetimes: L.
+      num_envs: B, environments per lifetime (64 in the paper).
+      unroll_length: T, steps per update (20 in the paper).
+      seed: integer seed of instances, episodes and actions.
+    """
+    self._env = env
+    self._num_lifetimes = num_lifetimes
+    self._num_envs = num_envs
+    self._unroll_length = unroll_length
+    instance_seed, self._actor_seed = tf.unstack(rollout.split_seed(
+        tf.constant([seed, 0], tf.int32)))
+    self._instances = tf.nest.map_structure(
+        lambda x: tf.repeat(x, num_envs, axis=0),
+        env.sample_instances(instance_seed, num_lifetimes))
+
+  @property
+  def env_steps_per_update(self) -> int:
+    """Environment steps each lifetime takes per update: T x B."""
+    return self._num_envs * self._unroll_length
+
+  def initial_state(self) -> rollout.ActorState:
+    return rollout.initial_actor_state(self._env, self._instances,
+                                       self._actor_seed)
+
+  def trajectory(self, apply_fn, params, state, pulled):
+    del pulled
+    return rollout.unroll(apply_fn, params, self._env, state,
+                          self._unroll_length, self._num_lifetimes)
+
+
+class IteratorSource(TrajectorySource):
+  """`types.Trajectory` batches `[L, T, B, ...]` from a Python iterator."""
+
+  def __init__(self, iterator: Iterator[types.Trajectory]):
+    self._iterator = iterator
+
+  def pull(self) -> types.Trajectory:
+    return next(self._iterator)
+
+  def trajectory(self, apply_fn, params, state, pulled):
+    del apply_fn, params
+    return pulled, state
+
+
+class Learner:
+  """Owns theta and optimiser state of L lifetimes; one update per `step()`."""
+
+  def __init__(self, agent: Any, rule: rule_base.UpdateRule, optimiser: str,
+               learning_rate: np.ndarray, kl_cost: np.ndarray,
+               gamma: np.ndarray, source: TrajectorySource,
+               jit_compile: bool = True):
+    """Builds the learner with theta_0 from `agent`'s variables.
+
+    Args:
+      agent: an `AgentNetwork` for L lifetimes (lpg_tf.agents).
+      rule: the update rule (A2C, or an LPG rule).
+      optimiser: optimizers.SGD or optimizers.ADAM (Table 3 / Table 4).
+      learning_rate, kl_cost, gamma: `[L]` per-lifetime alpha_lr, alpha_y and
+        gamma.
+      source: where trajectories come from.
+      jit_compile: compile the step with XLA (3x faster than without for the
+        Atari conv agent on CPU).
+    """
+    self._agent = agent
+    self._rule = rule
+    self._optimiser = optimizers.Optimiser(optimiser)
+    self._learning_rate = tf.constant(learning_rate, tf.float32)
+    self._kl_cost = tf.constant(kl_cost, tf.float32)
+    self._gamma = tf.constant(gamma, tf.float32)
+    self._source = source
+    self._source_state = source.initial_state()
+    self._params = tf.nest.map_structure(tf.identity, agent.params)
+    self._opt_state = self._optimiser.init(self._params)
+    self._compiled_step = tf.function(self._step, jit_compile=jit_compile)
+    self._num_updates = 0
+
+  @property
+  def num_updates(self) -> int:
+    return self._num_updates
+
+  @property
+  def params(self) -> Any:
+    """Current theta, `[L, ...]` tensors."""
+    return self._params
+
+  def _step(self, params, opt_state, source_state, pulled):
+    trajectory, source_state = self._source.trajectory(
+        self._agent.apply, params, source_state, pulled)
+    params, opt_state, info = update_step.update(
+        self._agent.apply, self._rule, self._optimiser, params, opt_state,
+        trajectory, self._gamma, self._learning_rate, self._kl_cost)
+    return_sum, count = rollout.completed_episode_stats(trajectory)
+    shape = tf.shape(trajectory.action)  # [L, T, B]
+    metrics = {"loss": info.loss, "policy_entropy": info.policy_entropy,
+               "episode_return_sum": return_sum, "episode_count": count,
+               "env_steps": tf.fill(shape[:1], shape[1] * shape[2])}
+    return params, opt_state, source_state, metrics
+
+  def step(self) -> Dict[str, np.ndarray]:
+    """One trajectory and one update for every lifetime.
+
+    Returns:
+      `[L]` numpy arrays: "loss" (the agent loss before the update),
+      "policy_entropy" (mean H(pi) over the trajectory), "episode_return_sum"
+      and "episode_count" (undiscounted returns summed, and number, of the
+      episodes that ended in the trajectory), "env_steps" (T x B).
+    """
+    self._params, self._opt_state, self._source_state, metrics = (
+        self._compiled_step(self._params, self._opt_state, self._source_state,
+                            self._source.pull()))
+    self._num_updates += 1
+    return {name: value.numpy() for name, value in metrics.items()}
+
+  def sync_agent(self) -> None:
+    """Writes the current theta into the agent module's variables."""
+    self._agent.assign(self._params)

@@ -1,0 +1,50 @@
+"""The uniformly random policy's return: the reference line of learning curves.
+
+Measured by acting with constant (zero) logits in the same in-graph environment,
+on instances drawn from a different seed stream than the trained lifetimes'.
+"""
+
+from typing import Optional
+
+import tensorflow as tf
+
+from lpg_tf import types
+from lpg_tf.envs import base as env_base
+from lpg_tf.learning import rollout
+
+
+def random_policy_return(env: env_base.Environment, num_envs: int,
+                         num_steps: int, seed: int,
+                         num_lifetimes: int = 1) -> Optional[float]:
+  """Average return of completed episodes under the uniformly random policy.
+
+  The reference line of the learning curves. Returns None if no episode ended.
+  """
+  num_actions = env.spec.num_actions
+
+  def uniform(params, observation):
+    del params
+    batch = tf.shape(observation)[:2]
+    zeros = tf.zeros(tf.concat([batch, [num_actions]], 0))
+    return types.AgentOutput(zeros, zeros[..., :1], zeros[..., 0])
+
+  instance_seed, actor_seed = tf.unstack(rollout.split_seed(
+      tf.constant([seed, 1], tf.int32)))
+  instances = tf.nest.map_structure(
+      lambda x: tf.repeat(x, num_envs, axis=0),
+      env.sample_instances(instance_seed, num_lifetimes))
+  actor_state = rollout.initial_actor_state(env, instances, actor_seed)
+  chunk = 100
+
+  @tf.function(jit_compile=True)
+  def run(state):
+    trajectory, state = rollout.unroll(uniform, (), env, state, chunk,
+                                       num_lifetimes)
+    return state, rollout.completed_episode_stats(trajectory)
+
+  total, count = 0.0, 0.0
+  for _ in range(max(1, num_steps // chunk)):
+    actor_state, (return_sum, episodes) = run(actor_state)
+    total += float(tf.reduce_sum(return_sum))
+    count += float(tf.reduce_sum(episodes))
+  return total / count if count else None
