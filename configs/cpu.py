@@ -42,8 +42,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.meta.bandit_window = 10  # Appendix B.1.
   config.meta.entropy_reset_threshold = 1e-3
   config.meta.critic_learning_rate = 0.01  # Adam, for the outer A2C's critics.
+  config.meta.max_grad_norm = 0.0  # Global-norm clipping of the meta-gradient; 0 = off.
 
   config.num_meta_steps = 1500  # ~3 minutes on 2 cores, compilation included.
+  # A budget of environment steps instead of num_meta_steps (paper.py).
+  config.total_env_steps = ml_collections.FieldReference(None, field_type=float)
   config.checkpoint_every = 250
   config.log_every = 10
   # Consecutive non-finite meta-gradients (each skipped) before the run stops.

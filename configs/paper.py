@@ -2,7 +2,7 @@
 
 960 lifetimes over the 15 training environments (64 each), 64 environments per
 lifetime, 20-step trajectories, K = 5, LSTM 256, m = 30, Adam 1e-4 on eta, Table 3
-lifetimes.
+lifetimes, a budget of 10^10 environment steps.
 """
 
 import ml_collections
@@ -24,7 +24,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.population.lifetime_scale = 1.0
   config.rule.hidden_size = 256
   config.meta.learning_rate = 1e-4
-  config.num_meta_steps = 1_000_000
+  # Appendix B.1: ~10^10 steps in total; 7,372,800 per meta-step (960
+  # lifetimes x (K + 1) x 20 x 64) give 1,356 meta-steps (lpg_tf.meta.run_length).
+  config.num_meta_steps = None
+  config.total_env_steps = 1e10
   config.checkpoint_every = 1000
   config.log_every = 100
   return config

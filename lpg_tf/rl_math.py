@@ -15,8 +15,9 @@ and its import adds about 0.6 s to every process.
 
 import tensorflow as tf
 
-# Smallest target probability inside log(y_hat): a softmax can underflow to 0 in
-# float32, and KL(y || y_hat) would then be infinite.
+# Smallest target probability inside log(q) when only q's probabilities are
+# known: a softmax can underflow to 0 in float32, and KL(y || y_hat) would then
+# be infinite. Where q's logits are known, `kl_divergence_logits` needs no floor.
 MIN_TARGET_PROBABILITY = 1e-12
 
 
@@ -91,4 +92,20 @@ def kl_divergence(p_logits: tf.Tensor, q: tf.Tensor) -> tf.Tensor:
   """
   log_p = tf.nn.log_softmax(p_logits)
   log_q = tf.math.log(tf.maximum(q, MIN_TARGET_PROBABILITY))
+  return tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
+
+
+def kl_divergence_logits(p_logits: tf.Tensor, q_logits: tf.Tensor) -> tf.Tensor:
+  """KL(p || q) over the last axis (Eq. 2), both given by their logits.
+
+  log q is log_softmax(q_logits): finite, with a non-zero gradient, also where
+  softmax(q_logits) underflows to 0, where `kl_divergence`'s floored log would
+  be constant and cut the meta-gradient through y_hat.
+
+  Args:
+    p_logits: `[..., m]` logits of p (the agent's y(s)).
+    q_logits: `[..., m]` logits of q (the rule's y_hat).
+  """
+  log_p = tf.nn.log_softmax(p_logits)
+  log_q = tf.nn.log_softmax(q_logits)
   return tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)

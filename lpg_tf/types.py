@@ -60,12 +60,19 @@ class Trajectory(NamedTuple):
     discount: `[L, T, B]` float32, 0 where the transition ended the episode.
     episode_return: `[L, T, B]` float32, the undiscounted return of the episode that
       ended at this transition; only meaningful where `discount == 0`.
+    next_observation: `[L, T, B, ...]`, the true s_{t+1} of each transition: the
+      terminal observation where `discount == 0` (where `observation[:, t + 1]`
+      is already the next episode's first), else equal to `observation[:, t + 1]`.
+      The rule reads y(s_{t+1}) on it (Appendix B.1: nothing crosses an episode
+      boundary). A source without terminal observations passes
+      `observation[:, 1:]`.
   """
   observation: tf.Tensor
   action: tf.Tensor
   reward: tf.Tensor
   discount: tf.Tensor
   episode_return: tf.Tensor
+  next_observation: tf.Tensor
 
 
 class RuleInputs(NamedTuple):
@@ -104,7 +111,12 @@ class RuleOutput(NamedTuple):
       not train the prediction vector (A2C).
     baseline_target: `[T, N]`, the regression target for the scalar head (the
       lambda-return for A2C; pi_hat for the Eq. 7 baseline), or None.
+    y_hat_logits: `[T, N, m]` logits whose softmax is y_hat, or None. The KL of
+      Eq. 2 reads log y_hat from them by log-softmax, which stays finite and
+      differentiable where y_hat's softmax underflows to 0 in float32; a rule
+      that only has probabilities (an exported rule) leaves it None.
   """
   pi_hat: tf.Tensor
   y_hat: Optional[tf.Tensor]
   baseline_target: Optional[tf.Tensor]
+  y_hat_logits: Optional[tf.Tensor] = None

@@ -39,3 +39,20 @@ class LambdaReturnsTest(parameterized.TestCase):
     np.testing.assert_allclose(td0, [1 + 0.5 * 20, 2 + 0.5 * 30, 3.0])
     mc = rl_math.lambda_returns(r, d, v, 1.0).numpy()[:, 0]
     np.testing.assert_allclose(mc, [1 + 0.5 * (2 + 0.5 * 3), 2 + 0.5 * 3, 3.0])
+
+
+class KlDivergenceLogitsTest(parameterized.TestCase):
+
+  def test_matches_the_probability_form_and_stays_finite_under_underflow(self):
+    rng = np.random.default_rng(0)
+    p, q = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    q_prob = np.exp(q) / np.exp(q).sum(-1, keepdims=True)
+    np.testing.assert_allclose(
+        rl_math.kl_divergence_logits(tf.constant(p), tf.constant(q)).numpy(),
+        rl_math.kl_divergence(tf.constant(p), tf.constant(q_prob)).numpy(),
+        rtol=1e-10)
+    q[:, 0] = -500.0  # softmax underflows to 0 in float32
+    kl = rl_math.kl_divergence_logits(tf.constant(p, tf.float32),
+                                      tf.constant(q, tf.float32)).numpy()
+    self.assertTrue(np.all(np.isfinite(kl)))
+    self.assertTrue(np.all(kl > 10.0))

@@ -20,7 +20,8 @@ def trajectory(num_lifetimes=L, steps=T):
   return types.Trajectory(
       observation=tf.zeros([num_lifetimes, steps + 1, B], tf.int32),
       action=tf.zeros([num_lifetimes, steps, B], tf.int32), reward=zeros,
-      discount=zeros + 1.0, episode_return=zeros)
+      discount=zeros + 1.0, episode_return=zeros,
+      next_observation=tf.zeros([num_lifetimes, steps, B], tf.int32))
 
 
 def outputs(num_lifetimes=L, steps=T + 1):
@@ -72,9 +73,13 @@ class BoundaryChecksTest(absltest.TestCase):
                                     tf.zeros([L, T + 2, B]), *args)
 
   def test_rule_inputs_refuse_outputs_of_another_length(self):
-    update_step.rule_inputs(trajectory(), outputs(), tf.zeros([L]))
+    next_logits = tf.zeros([L, T, B, M])
+    update_step.rule_inputs(trajectory(), outputs(), next_logits, tf.zeros([L]))
     with self.assertRaisesRegex(ValueError, "outputs.baseline|policy_logits"):
       update_step.rule_inputs(trajectory(), outputs(num_lifetimes=L + 1),
+                              next_logits, tf.zeros([L]))
+    with self.assertRaisesRegex(ValueError, "next_prediction_logits"):
+      update_step.rule_inputs(trajectory(), outputs(), next_logits[:, 1:],
                               tf.zeros([L]))
 
   def test_update_refuses_per_lifetime_values_of_another_size(self):

@@ -6,6 +6,11 @@ actors' unrolls and concatenates their environments, giving
 `types.Trajectory` with one lifetime: `[L = 1, T, B, ...]`, B = items x E_actor
 (the 30 environments of Table 4 when every actor contributes one item).
 
+Known limitation: the unrolls do not keep terminal observations (the trajectory
+buffer replaces them by the next episode's first), so `next_observation` is
+`observation[:, 1:]` and at a terminal step the rule reads y of the next
+episode's first state, unlike in-graph rollouts.
+
 Sampling waits at most `timeout_s` for an item; after that the dataset ends and
 `TrajectoryIterator` raises `NoTrajectoriesError`, whose message names the likely
 causes, instead of letting the learner wait forever on an empty queue.
@@ -34,12 +39,14 @@ def _to_trajectory(items: Dict[str, tf.Tensor]) -> types.Trajectory:
     shape = x.shape.as_list()
     return tf.reshape(x, [1, shape[0], shape[1] * shape[2]] + shape[3:])
 
+  observation = merge(items["observation"])
   return types.Trajectory(
-      observation=merge(items["observation"]),
+      observation=observation,
       action=merge(items["action"]),
       reward=merge(items["reward"]),
       discount=merge(items["discount"]),
-      episode_return=merge(items["episode_return"]))
+      episode_return=merge(items["episode_return"]),
+      next_observation=observation[:, 1:])
 
 
 def make_dataset(server_address: str, items_per_batch: int,

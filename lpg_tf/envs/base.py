@@ -58,7 +58,8 @@ class Environment(abc.ABC):
   batch, split at every reset and transition).
 
   Subclasses implement `sample_instances`, `reset` and `transition` (the dynamics
-  of one step, without auto-reset); `step` adds the automatic reset.
+  of one step, without auto-reset); `step` adds the automatic reset, and
+  `step_with_next_observation` also keeps the observation the reset replaced.
   """
 
   @property
@@ -102,6 +103,19 @@ class Environment(abc.ABC):
     Where `discount == 0`, the returned observation is the first observation of
     the next episode, and reward/discount/truncated still describe the transition.
     """
+    state, timestep, _ = self.step_with_next_observation(state, action)
+    return state, timestep
+
+  def step_with_next_observation(
+      self, state: Any, action: tf.Tensor
+  ) -> Tuple[Any, types.TimeStep, tf.Tensor]:
+    """`step`, plus the true next observation `[B, ...]` of the transition.
+
+    The third result is `transition`'s observation: where the episode ended it
+    is the terminal observation, which `step` replaces by the next episode's
+    first; elsewhere the two are equal. An update rule reads y(s_{t+1}) on it, so
+    nothing of the next episode enters a terminal step's input (Appendix B.1).
+    """
     next_state, timestep = self.transition(state, action)
     rng, reset_seed = tf.unstack(lpg_rng.split(next_state.rng))
     next_state = next_state._replace(rng=rng)
@@ -117,7 +131,8 @@ class Environment(abc.ABC):
     state_out, observation = tf.cond(
         tf.reduce_any(ended), with_resets,
         lambda: (next_state, timestep.observation))
-    return state_out, timestep._replace(observation=observation)
+    return (state_out, timestep._replace(observation=observation),
+            timestep.observation)
 
 
 def select_envs_tensor(mask: tf.Tensor, new: tf.Tensor,

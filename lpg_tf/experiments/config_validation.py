@@ -34,6 +34,14 @@ NAME: Check = ("a non-empty string", lambda v: isinstance(v, str) and bool(v))
 POSITIVE_INTS: Check = ("a non-empty sequence of positive integers",
                         lambda v: isinstance(v, (tuple, list)) and bool(v)
                         and all(_int(x) and x > 0 for x in v))
+
+
+def optional(check: Check) -> Check:
+  """`check`, or None (a value that another key replaces, e.g. a run length)."""
+  allowed, is_valid = check
+  return (f"None or {allowed}", lambda v: v is None or is_valid(v))
+
+
 NAMES: Check = ("a non-empty sequence of environment names",
                 lambda v: isinstance(v, (tuple, list)) and bool(v)
                 and all(isinstance(x, str) for x in v))
@@ -64,7 +72,10 @@ SCHEMA: Dict[str, Check] = {
     "meta.bandit_window": POSITIVE_INT,
     "meta.entropy_reset_threshold": NON_NEGATIVE,
     "meta.critic_learning_rate": POSITIVE,
-    "num_meta_steps": POSITIVE_INT,
+    "meta.max_grad_norm": optional(NON_NEGATIVE),
+    # Exactly one of the two is set (lpg_tf.meta.run_length checks it).
+    "num_meta_steps": optional(POSITIVE_INT),
+    "total_env_steps": optional(POSITIVE),
     "checkpoint_every": POSITIVE_INT,
     "log_every": POSITIVE_INT,
     "max_nonfinite_steps": POSITIVE_INT,

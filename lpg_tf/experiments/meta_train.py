@@ -49,6 +49,7 @@ from lpg_tf.experiments import run_directory
 from lpg_tf.experiments import stop_signals
 from lpg_tf.meta import meta_objective
 from lpg_tf.meta import population as population_lib
+from lpg_tf.meta import run_length
 from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.rules import lpg
 from lpg_tf.rules import saved_model
@@ -59,8 +60,8 @@ RULE_DIR = run_directory.RULE_DIR
 TB_DIR = "tb"
 # Config fields a resumed run may change: they set only run length, checkpoint
 # period, logging or when to give up on non-finite meta-gradients.
-RESUMABLE_FIELDS = ("num_meta_steps", "checkpoint_every", "log_every",
-                    "max_nonfinite_steps")
+RESUMABLE_FIELDS = ("num_meta_steps", "total_env_steps", "checkpoint_every",
+                    "log_every", "max_nonfinite_steps")
 CHECKPOINTS_TO_KEEP = 3
 
 
@@ -83,13 +84,17 @@ def meta_spec(config: ml_collections.ConfigDict) -> trainer_lib.MetaSpec:
   m = config.meta
   if not m.learning_rate > 0:
     raise errors.ConfigError(f"config.meta.learning_rate must be positive, got {m.learning_rate}")
+  if not (m.get("max_grad_norm") or 0.0) >= 0:
+    raise errors.ConfigError(
+        f"config.meta.max_grad_norm must be >= 0 (0 = off), got {m.max_grad_norm}")
   return trainer_lib.MetaSpec(
       learning_rate=m.learning_rate,
       costs=meta_objective.MetaObjectiveCosts(
           prediction_entropy=m.prediction_entropy_cost,
           pi_hat_l2=m.pi_hat_l2_cost, y_hat_l2=m.y_hat_l2_cost,
           advantage_lambda=m.advantage_lambda),
-      critic_learning_rate=m.critic_learning_rate)
+      critic_learning_rate=m.critic_learning_rate,
+      max_grad_norm=m.get("max_grad_norm"))
 
 
 def build_rule(config: ml_collections.ConfigDict) -> lpg.LPG:
@@ -108,9 +113,35 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.strategy not in strategy_lib.KINDS:
     raise errors.ConfigError(
         f"config.strategy {config.strategy!r} unknown; valid: {strategy_lib.KINDS}")
-  population_spec(config)
+  run_length.num_meta_steps(population_spec(config), config.num_meta_steps,
+                            config.get("total_env_steps"))
   meta_spec(config)
   build_rule(config)
+
+
+def with_run_length(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `config` whose num_meta_steps is set: as given, or derived from
+  total_env_steps (lpg_tf.meta.run_length)."""
+  steps = run_length.num_meta_steps(population_spec(config),
+                                    config.num_meta_steps,
+                                    config.get("total_env_steps"))
+  resolved = config.copy_and_resolve_references()
+  resolved.num_meta_steps = steps
+  return resolved
+
+
+def _log_run_length(config: ml_collections.ConfigDict) -> None:
+  """Says at start how long the run is, and which lifetimes outlast it."""
+  spec = population_spec(config)
+  steps = config.num_meta_steps
+  per_step = run_length.env_steps_per_meta_step(spec)
+  logging.info("Run length: %d meta-steps x %d environment steps = %.3g "
+               "environment steps (budget: %s)", steps, per_step,
+               steps * per_step, config.get("total_env_steps"))
+  unfinished = run_length.unfinished_lifetimes(spec, steps)
+  if unfinished:
+    logging.warning("Lifetimes of %s are longer than the run: only their "
+                    "staggered first lifetimes end", ", ".join(unfinished))
 
 
 def _config_json(config: ml_collections.ConfigDict) -> Dict[str, Any]:
@@ -119,7 +150,7 @@ def _config_json(config: ml_collections.ConfigDict) -> Dict[str, Any]:
 
 # Numbers that count events: a logging point reports their sum over its window;
 # every other number is averaged over the window's meta-steps.
-_SUMMED = ("ended_lifetimes", "*/diverged_lifetimes")
+_SUMMED = ("ended_lifetimes", "*/diverged_lifetimes", "*/excluded_lifetimes")
 # What the console shows; everything goes to TensorBoard.
 CONSOLE_KEYS = ("meta_loss", "*/episode_return", "prediction_entropy",
                 "ended_lifetimes")
@@ -242,6 +273,7 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
     stop_signals.Stopped: SIGTERM or SIGINT stopped the run (after saving).
   """
   validate(config)
+  config = with_run_length(config)
   if resume and init_rule:
     raise errors.ConfigError("--init_rule starts a new run; it cannot be combined "
                              "with --resume")
@@ -258,6 +290,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
          start_from: Optional[str], init_rule: Optional[str],
          stop: stop_signals.StopRequests) -> Dict[str, float]:
   """meta_train's loop, in a locked run directory."""
+  _log_run_length(config)
   strategy = strategy_lib.resolve(config.strategy)
   # eta_0 comes from Sonnet's initialisers (stateful ops): the global seed makes
   # it a function of config.seed. Everything else draws from stateless seeds.

@@ -14,6 +14,11 @@ and descending its gradient is the ascent direction of Eq. 2:
     f(s_t) is subtracted (as a constant inside the policy term), f_hat = pi_hat, c_f = 1.
   A2C: pi_hat = advantage, f_hat = lambda-return, alpha_y = 0, c_f = value cost,
     beta_H = entropy cost.
+
+The KL reads log y_hat by log-softmax of the rule's `y_hat_logits` when the rule
+gives them (LPG does), so the meta-gradient through y_hat survives where y_hat's
+softmax underflows to 0; a rule with probabilities only (an exported rule) gets a
+floored log instead.
 """
 
 import tensorflow as tf
@@ -48,9 +53,12 @@ def agent_loss(outputs: types.AgentOutput, action: tf.Tensor,
   if config.subtract_baseline:
     advantage -= tf.stop_gradient(baseline)
   per_step = -rl_math.log_prob(outputs.policy_logits, action) * advantage
-  if targets.y_hat is not None:
-    kl = rl_math.kl_divergence(outputs.prediction_logits, targets.y_hat)
-    per_step += kl_cost[:, None, None] * kl
+  if targets.y_hat_logits is not None:
+    per_step += kl_cost[:, None, None] * rl_math.kl_divergence_logits(
+        outputs.prediction_logits, targets.y_hat_logits)
+  elif targets.y_hat is not None:
+    per_step += kl_cost[:, None, None] * rl_math.kl_divergence(
+        outputs.prediction_logits, targets.y_hat)
   if targets.baseline_target is not None and config.baseline_cost:
     error = baseline - targets.baseline_target
     per_step += config.baseline_cost * 0.5 * tf.square(error)
@@ -70,7 +78,8 @@ def _check_leading_axes(action: tf.Tensor, outputs: types.AgentOutput,
   for name, tensor in (("policy_logits", outputs.policy_logits),
                        ("prediction_logits", outputs.prediction_logits),
                        ("pi_hat", targets.pi_hat), ("y_hat", targets.y_hat),
-                       ("baseline_target", targets.baseline_target)):
+                       ("baseline_target", targets.baseline_target),
+                       ("y_hat_logits", targets.y_hat_logits)):
     if tensor is None:
       continue
     leading = tensor.shape[:3]

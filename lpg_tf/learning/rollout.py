@@ -4,6 +4,13 @@ The environment batch is flat, `L * B` rows ordered lifetime-major (row l * B + 
 belongs to lifetime l); the agent sees observations reshaped to `[L, B, ...]`.
 Rollouts produce data only: actions are sampled, so no gradient flows through them;
 losses recompute the agent's outputs on `Trajectory.observation`.
+
+Besides s_0..s_T (acting continues from the auto-reset observation), a rollout
+keeps each transition's true next observation (`Trajectory.next_observation`,
+from `Environment.step_with_next_observation`). This stores T more observations
+per rollout: negligible for the tabular and chain environments (an int32 index),
+and at most an 11 x 11 x 4 float32 grid (1.9 KB) per step for the random grids,
+as much again as `observation`.
 """
 
 from typing import Any, Callable, NamedTuple, Tuple
@@ -85,16 +92,18 @@ def unroll(apply_fn: ApplyFn, params: Any, env: env_base.Environment,
   reward_ta = tf.TensorArray(tf.float32, num_steps)
   discount_ta = tf.TensorArray(tf.float32, num_steps)
   return_ta = tf.TensorArray(tf.float32, num_steps)
+  next_obs_ta = tf.TensorArray(actor_state.timestep.observation.dtype, num_steps)
   obs_ta = obs_ta.write(0, actor_state.timestep.observation)
 
   def body(t, state: ActorState, obs_ta, action_ta, reward_ta, discount_ta,
-           return_ta):
+           return_ta, next_obs_ta):
     rng, sample_seed = tf.unstack(split_seed(state.rng))
     observation = _to_lifetimes(state.timestep.observation, num_lifetimes)
     logits = apply_fn(params, observation).policy_logits
     action = sample_actions(tf.reshape(logits, [-1, logits.shape[-1]]),
                             sample_seed)
-    env_state, timestep = env.step(state.env_state, action)
+    env_state, timestep, next_observation = env.step_with_next_observation(
+        state.env_state, action)
     episode_return = state.episode_return + timestep.reward
     finished_return = episode_return
     episode_return = episode_return * timestep.discount
@@ -102,14 +111,15 @@ def unroll(apply_fn: ApplyFn, params: Any, env: env_base.Environment,
     return (t + 1, new_state, obs_ta.write(t + 1, timestep.observation),
             action_ta.write(t, action), reward_ta.write(t, timestep.reward),
             discount_ta.write(t, timestep.discount),
-            return_ta.write(t, finished_return))
+            return_ta.write(t, finished_return),
+            next_obs_ta.write(t, next_observation))
 
-  _, actor_state, obs_ta, action_ta, reward_ta, discount_ta, return_ta = (
-      tf.while_loop(
-          lambda t, *_: t < num_steps, body,
-          (tf.constant(0), actor_state, obs_ta, action_ta, reward_ta,
-           discount_ta, return_ta),
-          maximum_iterations=num_steps))
+  (_, actor_state, obs_ta, action_ta, reward_ta, discount_ta, return_ta,
+   next_obs_ta) = tf.while_loop(
+       lambda t, *_: t < num_steps, body,
+       (tf.constant(0), actor_state, obs_ta, action_ta, reward_ta, discount_ta,
+        return_ta, next_obs_ta),
+       maximum_iterations=num_steps)
 
   def stacked(ta: tf.TensorArray) -> tf.Tensor:  # [L, T(+1), B, ...]
     return layout.to_lifetime_major(ta.stack(), num_lifetimes)
@@ -117,7 +127,8 @@ def unroll(apply_fn: ApplyFn, params: Any, env: env_base.Environment,
   trajectory = types.Trajectory(
       observation=stacked(obs_ta), action=stacked(action_ta),
       reward=stacked(reward_ta), discount=stacked(discount_ta),
-      episode_return=stacked(return_ta))
+      episode_return=stacked(return_ta),
+      next_observation=stacked(next_obs_ta))
   return trajectory, actor_state
 
 

@@ -5,6 +5,14 @@ K of them (DESIGN.md idiom 1). The rule's targets are computed inside
 `inner_tape.stop_recording()`: the inner tape (the agent's gradient) treats them as
 constants, as Eq. 2 requires, while an enclosing outer tape still sees
 eta -> (pi_hat, y_hat) -> theta' (idiom 2).
+
+One rule call serves every lifetime, so one lifetime whose theta has turned
+non-finite must not poison the others' meta-gradient through the rule's shared
+weights: the rule reads non-finite inputs as 0, and the meta-gradient reaching
+its targets has its non-finite entries set to 0 (`_finite_gradient`). Both are
+the identity while everything is finite; a lifetime that went non-finite is
+excluded from the meta-loss, so its entries carry no gradient anyway (0, or
+0 x inf = NaN), and the meta-step ends it (meta_step, population).
 """
 
 from typing import Any, List, NamedTuple, Sequence, Tuple
@@ -37,12 +45,19 @@ class UpdateInfo(NamedTuple):
 
 
 def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
+                next_prediction_logits: tf.Tensor,
                 gamma: tf.Tensor) -> types.RuleInputs:
   """The rule's view of a trajectory (x_t of Section 3.1), `[T, L * B, ...]`.
+
+  y(s_{t+1}) is read on the true next observation, the terminal one at a
+  terminal step, so the backward LSTM, whose state is reset there, gets nothing
+  of the next episode through its input either (Appendix B.1).
 
   Args:
     trajectory: `[L, T, B, ...]`.
     outputs: the agent's outputs at s_0..s_T, `[L, T + 1, B, ...]`.
+    next_prediction_logits: `[L, T, B, m]` the agent's prediction logits on
+      `trajectory.next_observation`.
     gamma: `[L]` discount factor of each lifetime.
   """
   shapes.assert_shapes("rule_inputs", [
@@ -53,6 +68,7 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
       ("outputs.prediction_logits", outputs.prediction_logits,
        ["L", "T+1", "B", None]),
       ("outputs.baseline", outputs.baseline, ["L", "T+1", "B"]),
+      ("next_prediction_logits", next_prediction_logits, ["L", "T", "B", None]),
       ("gamma", gamma, ["L"])])
   pi_a = tf.exp(rl_math.log_prob(outputs.policy_logits[:, :-1],
                                       trajectory.action))
@@ -64,8 +80,19 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
       gamma=layout.to_time_major(gamma_t),
       pi_a=layout.to_time_major(pi_a),
       y=layout.to_time_major(y[:, :-1]),
-      y_next=layout.to_time_major(y[:, 1:]),
+      y_next=layout.to_time_major(tf.nn.softmax(next_prediction_logits)),
       baseline=layout.to_time_major(outputs.baseline))
+
+
+def _finite_or_zero(x: tf.Tensor) -> tf.Tensor:
+  """x with non-finite entries replaced by 0 (their gradient is 0)."""
+  return tf.where(tf.math.is_finite(x), x, tf.zeros_like(x))
+
+
+@tf.custom_gradient
+def _finite_gradient(x: tf.Tensor):
+  """Identity whose gradient has its non-finite entries set to 0."""
+  return tf.identity(x), _finite_or_zero
 
 
 def _slice_outputs(outputs: types.AgentOutput, end: int) -> types.AgentOutput:
@@ -128,10 +155,18 @@ def update_groups(rule: rule_base.UpdateRule, groups: Sequence[GroupUpdate]
       _check_group(group)
       inner_tape.watch(group.params)
       outputs = group.apply_fn(group.params, group.trajectory.observation)
+      next_outputs = group.apply_fn(group.params,
+                                    group.trajectory.next_observation)
       all_outputs.append(outputs)
-      all_inputs.append(rule_inputs(group.trajectory, outputs, group.gamma))
+      all_inputs.append(rule_inputs(group.trajectory, outputs,
+                                    next_outputs.prediction_logits, group.gamma))
     with inner_tape.stop_recording():
-      flat_targets = rule(_concat_inputs(all_inputs))
+      flat_inputs = types.RuleInputs(*[
+          None if x is None else _finite_or_zero(x)
+          for x in _concat_inputs(all_inputs)])
+      flat_targets = types.RuleOutput(*[
+          None if x is None else _finite_gradient(x)
+          for x in rule(flat_inputs)])
     sizes = [inputs.reward.shape[1] for inputs in all_inputs]
     split = [tf.split(x, sizes, axis=1) if x is not None else [None] * len(sizes)
              for x in flat_targets]

@@ -136,6 +136,15 @@ class Bandit:
     return np.array([np.mean(r) if r else np.nan for r in self._returns],
                     dtype=np.float64)
 
+  @property
+  def lowest_return(self) -> float:
+    """The lowest final return in any arm's window, NaN before any result.
+
+    The pessimistic value a lifetime that ended without a usable return of its
+    own reports (`population.Population.finish`)."""
+    results = [x for r in self._returns for x in r]
+    return min(results) if results else math.nan
+
   def arm_values(self, arm: int) -> Tuple[float, float]:
     """`(alpha_lr, alpha_y)` of `arm`."""
     return self._arms[self._check_arm(arm)]
@@ -323,6 +332,10 @@ class BanditSet(tf.train.experimental.PythonState):
     for name, bandit in self._bandits.items():
       bandit.set_state(saved[name])
     self._rng.bit_generator.state = state["rng"]
+
+  def lowest_return(self, env_name: str) -> float:
+    """`Bandit.lowest_return` of `env_name`'s bandit."""
+    return self._bandit(env_name).lowest_return
 
   def _bandit(self, env_name: str) -> Bandit:
     if env_name not in self._bandits:

@@ -11,6 +11,12 @@ Each group's part of the loop's carry is one `GroupCarry`; whether a lifetime
 ends after the window is the population's decision (`population.LifetimeGroup`),
 not this module's.
 
+A lifetime whose Eq. 4 loss or theta_K is not finite is left out of the
+meta-loss (`GroupWindow.finite`), which averages over the lifetimes kept: one
+diverged lifetime no longer makes the whole meta-gradient non-finite. Its loss
+enters through `tf.where`, and `update_step` keeps its non-finite values out of
+the rule's shared gradient; the population ends it as diverged.
+
 Rollouts only produce data: they act with stopped parameters and their outputs are
 constants, so the meta-gradient flows only through the agent's outputs on the
 trajectories and the rule's targets, never through the environment.
@@ -67,20 +73,23 @@ class GroupWindow(NamedTuple):
     terms: Eq. 4's per-lifetime terms.
     return_sum: `[L]` sum of returns of the episodes completed in the window.
     episodes: `[L]` number of episodes completed in the window.
+    finite: `[L]` bool, the lifetime's loss and theta_K are finite; the others
+      are left out of the meta-loss.
   """
   state: population_lib.LifetimeState
   scoring_trajectory: types.Trajectory
   terms: meta_objective.MetaObjectiveTerms
   return_sum: tf.Tensor
   episodes: tf.Tensor
+  finite: tf.Tensor
 
 
 class WindowResult(NamedTuple):
   """A window of every group: the meta-loss and each group's products.
 
   Attributes:
-    loss: scalar meta-loss to minimise, the mean of Eq. 4's negation over every
-      lifetime of every group.
+    loss: scalar meta-loss to minimise, the mean of Eq. 4's negation over the
+      lifetimes of every group whose loss and theta_K are finite (0 if none).
     groups: one GroupWindow per group, in the population's order.
   """
   loss: tf.Tensor
@@ -159,7 +168,7 @@ def window_loss(rule: rule_base.UpdateRule,
       (tf.constant(0), [_initial_carry(s) for s in states]),
       maximum_iterations=num_inner_updates)
 
-  windows, losses = [], []
+  windows, kept_losses, kept = [], [], []
   for group, state, carry in zip(groups, states, carries):
     trajectory, actor = _act(group, carry.params, carry.actor, unroll_length)
     total, count = rollout.completed_episode_stats(trajectory)
@@ -169,16 +178,21 @@ def window_loss(rule: rule_base.UpdateRule,
     terms = meta_objective.meta_objective(
         outputs, trajectory, critic_values, state.gamma, state.entropy_cost,
         carry.pi_hat_l2, carry.y_hat_l2, costs)
-    losses.append(terms.loss)
+    finite = tf.logical_and(tf.math.is_finite(terms.loss),
+                            population_lib.all_finite(carry.params))
+    kept_losses.append(tf.where(finite, terms.loss, tf.zeros_like(terms.loss)))
+    kept.append(tf.cast(finite, terms.loss.dtype))
     critic = critic_update(group, carry.critic, trajectory, state.gamma,
                            critic_learning_rate, costs.advantage_lambda)
     new_state = state._replace(
         params=carry.params, opt_state=carry.opt_state, actor=actor,
         critic_params=critic.params, critic_opt_state=critic.opt_state)
     windows.append(GroupWindow(new_state, trajectory, terms,
-                               carry.return_sum + total, carry.episodes + count))
-  total_lifetimes = sum(g.num_lifetimes for g in groups)
-  loss = tf.add_n([tf.reduce_sum(l) for l in losses]) / total_lifetimes
+                               carry.return_sum + total, carry.episodes + count,
+                               finite))
+  num_kept = tf.add_n([tf.reduce_sum(k) for k in kept])
+  loss = (tf.add_n([tf.reduce_sum(l) for l in kept_losses])
+          / tf.maximum(num_kept, 1.0))
   return WindowResult(loss, windows)
 
 

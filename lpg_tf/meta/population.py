@@ -28,6 +28,21 @@ Choices the paper leaves open, made here:
   * A lifetime's "final return" reported to the bandit is a moving average of
     its completed episodes' returns (weight `RETURN_AVERAGING` for the newest
     window).
+  * Every lifetime that ends counts in N(alpha, E) of Eq. 6, also one that
+    diverged or never completed an episode (an early entropy collapse, a grid
+    whose episodes outlast the lifetime): otherwise its arm keeps N = 0 and,
+    being "untried", is drawn with probability 1 for ever. Such a lifetime
+    reports a pessimistic return (`bandit_returns`): the lowest of its own
+    return (its completed-episode average, or else the mean return so far of its
+    unfinished episodes) and the lowest final return in the environment's bandit
+    windows. So a diverged lifetime never raises its arm's R.
+  * Staggered lifetimes. If every lifetime started at step 0, all lifetimes of
+    a group would be at one stage of life in every meta-gradient batch and would
+    end together, feeding the bandit in bursts. So at construction each
+    lifetime's step count starts at a uniform random fraction of its length
+    (numpy, seeded by the run's seed): the first generation lives between 0 and
+    1 lifetime, every later one a full lifetime, and ends spread evenly over
+    the first lifetime's meta-steps and stay spread.
   * "The entropy of the policy becomes 0" (Appendix B.1) is read as a mean
     policy entropy under `entropy_reset_threshold` nats over a window.
 """
@@ -52,6 +67,7 @@ from lpg_tf.meta import lifetime_settings
 RETURN_AVERAGING = 0.1  # weight of the newest window in `recent_return`.
 ENTROPY_RESET_THRESHOLD = 1e-3  # nats: "the entropy of the policy becomes 0" (B.1).
 _RESET_SEED_OFFSET = 7919  # separates the reset stream from the groups' seeds.
+_STAGGER_SEED_OFFSET = 104729  # separates the stagger draw from other streams.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,11 +209,36 @@ def _select(mask: tf.Tensor, new: Any, old: Any) -> Any:
   return tf.nest.map_structure(pick, new, old)
 
 
-def _all_finite(nest: Any) -> tf.Tensor:
+def all_finite(nest: Any) -> tf.Tensor:
   """`[L]` True where every leaf of a `[L, ...]` nest is finite for that lifetime."""
   checks = [tf.reduce_all(tf.reshape(tf.math.is_finite(x), [x.shape[0], -1]), 1)
             for x in tf.nest.flatten(nest) if x.dtype.is_floating]
   return tf.reduce_all(tf.stack(checks), axis=0)
+
+
+def bandit_returns(final_return: np.ndarray, has_return: np.ndarray,
+                   running_return: np.ndarray, diverged: np.ndarray,
+                   lowest_return: float) -> np.ndarray:
+  """`[L]` the final return each ended lifetime reports to the bandit (Eq. 6).
+
+  A lifetime that ended at its configured length with a completed episode
+  reports its recent completed-episode return. One that diverged or completed
+  no episode reports min(its own return, `lowest_return`), its own return
+  being the completed-episode one if any, else `running_return`. The result is
+  always finite (0 where nothing finite is known), as the bandit requires.
+
+  Args:
+    final_return: `[L]` recent completed-episode returns.
+    has_return: `[L]` bool, the lifetime completed an episode.
+    running_return: `[L]` mean return so far of the unfinished episodes.
+    diverged: `[L]` bool, the lifetime ended early (`LifetimeEnd.diverged`).
+    lowest_return: lowest final return in the bandit's windows, NaN if none.
+  """
+  own = np.where(has_return, final_return, running_return)
+  pessimistic = np.fmin(own, lowest_return)  # fmin ignores a NaN side.
+  reported = np.where(has_return & ~diverged, final_return, pessimistic)
+  fallback = lowest_return if np.isfinite(lowest_return) else 0.0
+  return np.where(np.isfinite(reported), reported, fallback)
 
 
 class LifetimeGroup(tf.Module):
@@ -285,19 +326,22 @@ class LifetimeGroup(tf.Module):
 
   def advance(self, state: LifetimeState, return_sum: tf.Tensor,
               episodes: tf.Tensor, policy_entropy: tf.Tensor,
-              steps_taken: int, entropy_threshold: float
+              finite_loss: tf.Tensor, steps_taken: int,
+              entropy_threshold: float
              ) -> tuple[LifetimeState, LifetimeEnd]:
     """Counts a window's steps and returns; says which lifetimes end now.
 
     A lifetime ends when it has lived its configured number of steps, when its
     policy entropy collapses to 0 (Appendix B.1, "Preventing Early Divergence":
-    below `entropy_threshold` nats), or when its parameters stop being finite.
+    below `entropy_threshold` nats), or when its parameters or its meta-loss
+    stop being finite (the meta-step left it out).
 
     Args:
       state: the state after the window (theta_K).
       return_sum: `[L]` summed returns of the episodes completed in the window.
       episodes: `[L]` number of episodes completed in the window.
       policy_entropy: `[L]` theta_K's mean policy entropy.
+      finite_loss: `[L]` bool, the lifetime's Eq. 4 loss was finite.
       steps_taken: environment steps each lifetime lived in the window.
       entropy_threshold: entropy (nats) under which a lifetime has collapsed.
     """
@@ -315,8 +359,9 @@ class LifetimeGroup(tf.Module):
     steps = state.steps + steps_taken
     diverged = tf.logical_or(
         policy_entropy < entropy_threshold,
-        tf.logical_not(tf.logical_and(_all_finite(state.params),
-                                      _all_finite(state.critic_params))))
+        tf.logical_not(tf.logical_and(
+            tf.logical_and(all_finite(state.params),
+                           all_finite(state.critic_params)), finite_loss)))
     ended = tf.logical_or(steps >= self.lifetime_steps, diverged)
     state = state._replace(steps=steps, recent_return=recent_return,
                            has_return=has_return)
@@ -383,9 +428,13 @@ class Population(tf.Module):
         exploration_bonus=spec.bandit_exploration_bonus,
         window=spec.bandit_window)
     self._compiled_reset = tf.function(self._reset, jit_compile=False)
+    stagger = np.random.default_rng(seed + _STAGGER_SEED_OFFSET)
     for index, group in enumerate(self.groups):
-      group.write(self._reset_group(index, group.read(),
-                                    np.ones([group.num_lifetimes], bool)))
+      state = self._reset_group(index, group.read(),
+                                np.ones([group.num_lifetimes], bool))
+      start = np.floor(stagger.random(group.num_lifetimes)
+                       * group.lifetime_steps).astype(np.int64)
+      group.write(state._replace(steps=tf.constant(start)))
 
   @property
   def num_lifetimes(self) -> int:
@@ -397,15 +446,16 @@ class Population(tf.Module):
 
   def advance(self, states: Sequence[LifetimeState],
               return_sums: Sequence[tf.Tensor], episodes: Sequence[tf.Tensor],
-              policy_entropies: Sequence[tf.Tensor]
+              policy_entropies: Sequence[tf.Tensor],
+              finite_losses: Sequence[tf.Tensor]
              ) -> tuple[List[LifetimeState], List[LifetimeEnd]]:
     """`LifetimeGroup.advance` for every group after one window (in-graph)."""
-    results = [group.advance(state, ret, count, entropy,
+    results = [group.advance(state, ret, count, entropy, finite,
                              self.spec.env_steps_per_window,
                              self.spec.entropy_reset_threshold)
-               for group, state, ret, count, entropy in zip(
+               for group, state, ret, count, entropy, finite in zip(
                    self.groups, states, return_sums, episodes,
-                   policy_entropies)]
+                   policy_entropies, finite_losses)]
     return [r[0] for r in results], [r[1] for r in results]
 
   def finish(self, states: Sequence[LifetimeState],
@@ -413,8 +463,9 @@ class Population(tf.Module):
     """Ends the lifetimes that `ends` marks and stores every group's state.
 
     For each ended lifetime, the bandit of its environment receives its final
-    return (Eq. 6), and a fresh lifetime takes its slot with alpha drawn from
-    the bandit. Runs eagerly, between compiled meta-steps.
+    return (Eq. 6; `bandit_returns` for a diverged one or one without a
+    completed episode), and a fresh lifetime takes its slot with alpha drawn
+    from the bandit. Runs eagerly, between compiled meta-steps.
 
     Returns:
       `ended_lifetimes` and, per group with ended lifetimes,
@@ -425,11 +476,15 @@ class Population(tf.Module):
     for index, (group, state, end) in enumerate(zip(self.groups, states, ends)):
       mask = end.ended.numpy()
       if mask.any():
-        final = group.final_return(state).numpy()
+        running = tf.reduce_mean(tf.reshape(state.actor.episode_return,
+                                            [group.num_lifetimes, -1]), axis=1)
+        reported = bandit_returns(
+            state.recent_return.numpy(), state.has_return.numpy() > 0,
+            running.numpy(), end.diverged.numpy(),
+            self.bandits.lowest_return(group.env_name))
         for l in np.flatnonzero(mask):
-          if np.isfinite(final[l]):
-            self.bandits.update(group.env_name, int(state.arm[l]),
-                                float(final[l]))
+          self.bandits.update(group.env_name, int(state.arm[l]),
+                              float(reported[l]))
         state = self._reset_group(index, state, mask)
         total_ended += int(mask.sum())
         metrics[f"{group.name_for_logs}/diverged_lifetimes"] = float(

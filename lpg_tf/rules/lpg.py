@@ -105,8 +105,9 @@ class LPG(snt.Module, base.UpdateRule):
         `[T, N, m]`; `baseline` is not read.
 
     Returns:
-      `pi_hat` `[T, N]`, `y_hat` `[T, N, m]` on the simplex, and, with
-      `use_baseline`, `baseline_target` = `pi_hat` (Eq. 7), else None.
+      `pi_hat` `[T, N]`, `y_hat` `[T, N, m]` on the simplex, its logits
+      `y_hat_logits` (the KL of Eq. 2 reads them), and, with `use_baseline`,
+      `baseline_target` = `pi_hat` (Eq. 7), else None.
     """
     self._check_shapes(inputs)
     scalars = tf.stack(
@@ -122,10 +123,11 @@ class LPG(snt.Module, base.UpdateRule):
     b_out = tf.concat([self._pi_head.b, self._y_head.b], axis=0)
     outputs = self._core(x, inputs.discount, w_out, b_out)  # [T, N, 1 + m]
     pi_hat = outputs[..., 0]
-    y_hat = tf.nn.softmax(outputs[..., 1:])
+    y_hat_logits = outputs[..., 1:]
     return types.RuleOutput(
-        pi_hat=pi_hat, y_hat=y_hat,
-        baseline_target=pi_hat if self._use_baseline else None)
+        pi_hat=pi_hat, y_hat=tf.nn.softmax(y_hat_logits),
+        baseline_target=pi_hat if self._use_baseline else None,
+        y_hat_logits=y_hat_logits)
 
   @snt.once
   def _create_heads(self) -> None:

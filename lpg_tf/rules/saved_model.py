@@ -9,6 +9,9 @@ is time-major with T and B free,
   outputs  pi_hat [T, B], y_hat [T, B, m]
 
 all float32, with the rule's configuration in `assets.extra/lpg_tf_rule.json`.
+The signature carries y_hat's probabilities, not its logits, so a loaded rule's
+`RuleOutput.y_hat_logits` is None and the agent's KL uses a floored log of y_hat
+(`rl_math.kl_divergence`); meta-testing does not differentiate through it.
 `SavedModelRule` is such an export behind the `UpdateRule` interface, so a
 meta-learned rule is meta-tested exactly like A2C (Section 4.5). It lives here,
 with the rules, because a loaded rule is a rule; `export.py` only writes.

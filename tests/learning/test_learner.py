@@ -120,13 +120,15 @@ def synthetic_trajectories(spec, num_batches, num_steps, batch, seed=0):
   """`[num_batches, 1, T, B]` tabular trajectories with random episode ends."""
   rng = np.random.default_rng(seed)
   shape = [num_batches, 1, num_steps, batch]
+  observation = rng.integers(0, spec.num_states,
+                             shape[:2] + [num_steps + 1, batch], dtype=np.int32)
   return types.Trajectory(
-      observation=rng.integers(0, spec.num_states, shape[:2] + [num_steps + 1, batch],
-                               dtype=np.int32),
+      observation=observation,
       action=rng.integers(0, spec.num_actions, shape, dtype=np.int32),
       reward=rng.normal(size=shape).astype(np.float32),
       discount=(rng.uniform(size=shape) > 0.3).astype(np.float32),
-      episode_return=rng.normal(size=shape).astype(np.float32))
+      episode_return=rng.normal(size=shape).astype(np.float32),
+      next_observation=observation[:, :, 1:])
 
 
 class IteratorSourceTest(parameterized.TestCase):

@@ -68,6 +68,40 @@ class RolloutTest(parameterized.TestCase):
     np.testing.assert_array_equal(out[0], out[1])
 
 
+class TerminalObservationTest(parameterized.TestCase):
+  """y(s_{t+1}) of a terminal step is read on the terminal observation (B.1)."""
+
+  def test_rollout_keeps_the_terminal_observation(self):
+    env, agent, state = make_setup("chain/short")
+    traj, _ = rollout.unroll(agent.apply, agent.params, env, state, 40, L)
+    terminal = traj.discount.numpy() == 0.0
+    self.assertTrue(terminal.any())
+    nxt, following = traj.next_observation.numpy(), traj.observation[:, 1:].numpy()
+    np.testing.assert_array_equal(nxt[~terminal], following[~terminal])
+    # At a terminal step the acting observation is the next episode's first.
+    self.assertTrue(np.any(nxt[terminal] != following[terminal]))
+
+  def test_rule_reads_y_of_the_terminal_observation(self):
+    env, agent, state = make_setup("chain/short")
+    traj, _ = rollout.unroll(agent.apply, agent.params, env, state, 40, L)
+    a2c = rules.make("a2c")
+    seen = []
+
+    class Recording(type(a2c)):
+      def __call__(self, inputs):
+        seen.append(inputs)
+        return super().__call__(inputs)
+
+    opt = optimizers.Optimiser(optimizers.SGD)
+    update_step.update(agent.apply, Recording(), opt, agent.params,
+                       opt.init(agent.params), traj, tf.fill([L], 0.9),
+                       tf.ones([L]), tf.zeros([L]))
+    want = tf.nn.softmax(agent.apply(agent.params, traj.next_observation)
+                         .prediction_logits)
+    want = tf.reshape(tf.transpose(want, [1, 0, 2, 3]), seen[0].y_next.shape)
+    np.testing.assert_allclose(seen[0].y_next.numpy(), want.numpy(), rtol=1e-6)
+
+
 class UpdateStepTest(parameterized.TestCase):
 
   def test_targets_are_constants_for_theta(self):

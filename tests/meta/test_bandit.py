@@ -126,6 +126,14 @@ class BanditTest(parameterized.TestCase):
     self.assertEqual(b.mean_returns[2], 2.5)
     self.assertTrue(np.isnan(b.mean_returns[0]))
 
+  def test_lowest_return_is_the_lowest_result_in_any_window(self):
+    bandit = bandit_lib.Bandit([0.1, 0.2], [0.5])
+    self.assertTrue(np.isnan(bandit.lowest_return))
+    bandit.update(0, 3.0)
+    bandit.update(1, -2.0)
+    bandit.update(0, 1.0)
+    self.assertEqual(bandit.lowest_return, -2.0)
+
   def test_untried_arms_come_first(self):
     b = bandit_lib.Bandit(TABULAR_LRS, KL_COSTS)
     np.testing.assert_allclose(b.probabilities(), np.full(9, 1 / 9))

@@ -21,12 +21,17 @@ L, T, B, S, A, M, K = 2, 4, 3, 6, 3, 4, 2
 
 
 def random_trajectory(rng):
+  observation = tf.constant(rng.integers(0, S, size=(L, T + 1, B)), tf.int32)
+  discount = tf.constant((rng.random((L, T, B)) > 0.25).astype(np.float64))
   return types.Trajectory(
-      observation=tf.constant(rng.integers(0, S, size=(L, T + 1, B)), tf.int32),
+      observation=observation,
       action=tf.constant(rng.integers(0, A, size=(L, T, B)), tf.int32),
       reward=tf.constant(rng.normal(size=(L, T, B))),
-      discount=tf.constant((rng.random((L, T, B)) > 0.25).astype(np.float64)),
-      episode_return=tf.zeros([L, T, B], tf.float64))
+      discount=discount,
+      episode_return=tf.zeros([L, T, B], tf.float64),
+      # A different true next observation wherever an episode ended.
+      next_observation=tf.where(discount == 0.0, (observation[:, 1:] + 1) % S,
+                                observation[:, 1:]))
 
 
 class MetaGradientTest(absltest.TestCase):
@@ -110,6 +115,38 @@ class MetaGradientTest(absltest.TestCase):
     compiled = tf.function(grads, jit_compile=True)()
     for a, b in zip(eager, compiled):
       np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-8, atol=1e-12)
+
+
+class UnderflowingTargetTest(absltest.TestCase):
+  """Eq. 2's KL must carry the meta-gradient where y_hat's softmax underflows."""
+
+  def test_meta_gradient_through_an_underflowing_y_hat(self):
+    rng = np.random.default_rng(2)
+    agent = networks.AgentNetwork(L, (), tf.int32, A, torsos.tabular(),
+                                  prediction_size=M, num_states=S, seed=0)
+    theta = {k: tf.constant(rng.normal(size=v.shape), tf.float32)
+             for k, v in agent.params.items()}
+    rule = lpg.LPG(hidden_size=5, prediction_size=M, embedding_sizes=(3, 1))
+    rule.build()
+    y_bias = [v for v in rule.trainable_variables if "y_head" in v.name
+              and v.shape.rank == 1][0]
+    # softmax gives exp(-200) = 0 in float32 for the first component.
+    y_bias.assign(tf.constant([-200.0] + [0.0] * (M - 1)))
+    trajectory = tf.nest.map_structure(
+        lambda x: tf.cast(x, tf.float32) if x.dtype == tf.float64 else x,
+        random_trajectory(rng))
+    opt = optimizers.Optimiser(optimizers.SGD)
+    probe_weights = tf.constant(rng.normal(size=theta["table"].shape), tf.float32)
+    with tf.GradientTape() as tape:
+      new_theta, _, info = update_step.update(
+          agent.apply, rule, opt, theta, opt.init(theta), trajectory,
+          tf.constant([0.99, 0.9]), tf.constant([0.5, 1.0]),
+          tf.constant([0.5, 1.0]))
+      probe = tf.reduce_sum(new_theta["table"] * probe_weights)
+    self.assertEqual(float(tf.reduce_max(info.targets.y_hat[..., 0])), 0.0)
+    grad = tape.gradient(probe, y_bias).numpy()
+    self.assertTrue(np.all(np.isfinite(grad)))
+    self.assertNotEqual(grad[0], 0.0)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ class MetaObjectiveTest(absltest.TestCase):
     y_l2 = np.array([0.5, 0.6])
     costs = meta_objective.MetaObjectiveCosts(0.001, 0.01, 0.02, 0.9)
     traj = types.Trajectory(tf.zeros([L, T + 1, B]), tf.constant(a), tf.constant(r),
-                            tf.constant(d), tf.zeros([L, T, B], tf.float64))
+                            tf.constant(d), tf.zeros([L, T, B], tf.float64),
+                            tf.zeros([L, T, B]))
     outputs = types.AgentOutput(tf.constant(pl), tf.constant(yl), tf.zeros([L, T + 1, B], tf.float64))
     terms = meta_objective.meta_objective(outputs, traj, tf.constant(v), tf.constant(gamma),
                                           tf.constant(beta0), tf.constant(pi_l2),
@@ -63,7 +64,8 @@ class MetaObjectiveTest(absltest.TestCase):
       tape.watch(v)
       traj = types.Trajectory(tf.zeros([L, T + 1, B]), tf.zeros([L, T, B], tf.int32),
                               tf.ones([L, T, B], tf.float64),
-                              tf.ones([L, T, B], tf.float64), tf.zeros([L, T, B], tf.float64))
+                              tf.ones([L, T, B], tf.float64), tf.zeros([L, T, B], tf.float64),
+                              tf.zeros([L, T, B]))
       outputs = types.AgentOutput(tf.zeros([L, T + 1, B, A], tf.float64),
                                   tf.zeros([L, T + 1, B, M], tf.float64), v)
       terms = meta_objective.meta_objective(

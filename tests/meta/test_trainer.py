@@ -199,6 +199,38 @@ class TrainerBehaviourTest(absltest.TestCase):
     for b, v in zip(before, trainer.rule.trainable_variables):
       np.testing.assert_array_equal(b, v.numpy())
 
+  def test_a_non_finite_lifetime_is_excluded_and_ended(self):
+    config = tiny_config()
+    trainer = meta_train.trainer_lib.MetaTrainer(
+        meta_train.build_rule(config), meta_train.population_spec(config),
+        meta_train.meta_spec(config), seed=0, jit_compile=False)
+    group = trainer.population.groups[0]
+    state = group.read()
+    steps_before = state.steps.numpy()
+    poisoned = {k: tf.tensor_scatter_nd_update(
+        v, [[0]], v[:1] * np.nan) for k, v in state.params.items()}
+    group.write(state._replace(params=poisoned))
+    before = [v.numpy() for v in trainer.rule.trainable_variables]
+    numbers = trainer.step()
+    self.assertEqual(numbers["meta_gradient_finite"], 1.0)
+    self.assertTrue(np.isfinite(numbers["meta_loss"]))
+    self.assertEqual(numbers[f"{group.name_for_logs}/excluded_lifetimes"], 1.0)
+    self.assertEqual(numbers[f"{group.name_for_logs}/diverged_lifetimes"], 1.0)
+    self.assertFalse(all(np.array_equal(b, v.numpy()) for b, v in zip(
+        before, trainer.rule.trainable_variables)))
+    after = group.read()
+    self.assertEqual(int(after.steps[0]), 0)  # a fresh lifetime took the slot
+    self.assertGreater(int(after.steps[1]), int(steps_before[1]))
+    for v in after.params.values():
+      self.assertTrue(np.all(np.isfinite(v.numpy())))
+
+  def test_meta_gradient_clipping_config(self):
+    self.assertIsNone(meta_train.meta_spec(tiny_config()).max_grad_norm or None)
+    self.assertEqual(meta_train.meta_spec(
+        tiny_config(**{"meta.max_grad_norm": 0.5})).max_grad_norm, 0.5)
+    with self.assertRaises(errors.ConfigError):
+      meta_train.validate(tiny_config(**{"meta.max_grad_norm": -1.0}))
+
   def test_run_writes_config_checkpoints_rule_and_summaries(self):
     workdir = self.create_tempdir().full_path
     meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
