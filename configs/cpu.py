@@ -44,7 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.meta.critic_learning_rate = 0.01  # Adam, for the outer A2C's critics.
   config.meta.max_grad_norm = 0.0  # Global-norm clipping of the meta-gradient; 0 = off.
 
-  config.num_meta_steps = 1500  # ~3 minutes on 2 cores, compilation included.
+  config.num_meta_steps = 1500  # ~8 minutes on 2 cores, compilation included.
   # A budget of environment steps instead of num_meta_steps (paper.py).
   config.total_env_steps = ml_collections.FieldReference(None, field_type=float)
   config.checkpoint_every = 250
