@@ -7,16 +7,18 @@ unknown static dimension, matches anything; a string names a dimension that must
 be equal wherever it appears in one call (e.g. "L" for lifetimes).
 """
 
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
+from lpg_tf import types
+
 Dim = Union[int, str, None]
+Expected = Tuple[str, Optional[tf.Tensor], Sequence[Dim]]
 
 
 def assert_shapes(where: str,
-                  expected: Sequence[Tuple[str, Optional[tf.Tensor],
-                                           Sequence[Dim]]],
+                  expected: Sequence[Expected],
                   prefix_only: bool = False) -> None:
   """Raises ValueError unless every tensor has its expected shape.
 
@@ -53,6 +55,20 @@ def assert_shapes(where: str,
       elif dim != size:
         raise ValueError(f"{where}: {name} has shape {actual}, expected "
                          f"{_describe(shape, bound)}")
+
+
+def trajectory_and_outputs(trajectory: types.Trajectory,
+                           outputs: types.AgentOutput) -> List[Expected]:
+  """What `assert_shapes` expects of a trajectory `[L, T, B]` and the agent's
+  outputs on its T + 1 observations `[L, T+1, B, ...]`."""
+  return [
+      ("trajectory.action", trajectory.action, ["L", "T", "B"]),
+      ("trajectory.reward", trajectory.reward, ["L", "T", "B"]),
+      ("trajectory.discount", trajectory.discount, ["L", "T", "B"]),
+      ("outputs.policy_logits", outputs.policy_logits, ["L", "T+1", "B", None]),
+      ("outputs.prediction_logits", outputs.prediction_logits,
+       ["L", "T+1", "B", None]),
+  ]
 
 
 def _describe(shape: Sequence[Dim], bound: Dict[str, int]) -> str:

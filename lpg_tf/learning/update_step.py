@@ -60,13 +60,8 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
       `trajectory.next_observation`.
     gamma: `[L]` discount factor of each lifetime.
   """
-  shapes.assert_shapes("rule_inputs", [
-      ("trajectory.action", trajectory.action, ["L", "T", "B"]),
-      ("trajectory.reward", trajectory.reward, ["L", "T", "B"]),
-      ("trajectory.discount", trajectory.discount, ["L", "T", "B"]),
-      ("outputs.policy_logits", outputs.policy_logits, ["L", "T+1", "B", None]),
-      ("outputs.prediction_logits", outputs.prediction_logits,
-       ["L", "T+1", "B", None]),
+  shapes.assert_shapes("rule_inputs", shapes.trajectory_and_outputs(
+      trajectory, outputs) + [
       ("outputs.baseline", outputs.baseline, ["L", "T+1", "B"]),
       ("next_prediction_logits", next_prediction_logits, ["L", "T", "B", None]),
       ("gamma", gamma, ["L"])])

@@ -128,15 +128,10 @@ def check_scoring_shapes(where: str, outputs: types.AgentOutput,
   actions and rewards T steps, and per-lifetime coefficients are `[L]`; a
   mismatch would otherwise broadcast into a wrong meta-gradient.
   """
-  shapes.assert_shapes(where, [
-      ("trajectory.action", trajectory.action, ["L", "T", "B"]),
-      ("trajectory.reward", trajectory.reward, ["L", "T", "B"]),
-      ("trajectory.discount", trajectory.discount, ["L", "T", "B"]),
-      ("outputs.policy_logits", outputs.policy_logits, ["L", "T+1", "B", None]),
-      ("outputs.prediction_logits", outputs.prediction_logits,
-       ["L", "T+1", "B", None]),
-      ("critic_values", critic_values, ["L", "T+1", "B"]),
-  ] + [(name, tensor, ["L"]) for name, tensor in per_lifetime])
+  shapes.assert_shapes(where, shapes.trajectory_and_outputs(
+      trajectory, outputs) + [
+          ("critic_values", critic_values, ["L", "T+1", "B"])] + [
+              (name, tensor, ["L"]) for name, tensor in per_lifetime])
   steps, steps_plus_one = trajectory.reward.shape[1], critic_values.shape[1]
   if steps is not None and steps_plus_one is not None:
     if steps_plus_one != steps + 1:
