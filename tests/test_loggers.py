@@ -94,6 +94,7 @@ class ConsoleLoggerTest(absltest.TestCase):
 
 
 class RecordingLogger(loggers.Logger):
+  """Keeps every write, for tests of whatever is handed a logger."""
 
   def __init__(self):
     self.writes = []

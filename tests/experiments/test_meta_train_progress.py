@@ -9,19 +9,7 @@ import numpy as np
 from lpg_tf import loggers
 from lpg_tf.experiments import meta_train
 from lpg_tf.meta import bandit
-
-
-class RecordingLogger(loggers.Logger):
-
-  def __init__(self):
-    self.writes = []
-    self.closed = False
-
-  def write(self, step, metrics):
-    self.writes.append((step, dict(metrics)))
-
-  def close(self):
-    self.closed = True
+from tests.test_loggers import RecordingLogger
 
 
 def fake_trainer():
