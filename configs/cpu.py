@@ -30,6 +30,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.rule.hidden_size = 32  # Appendix B.1: 256.
   config.rule.embedding_sizes = (16, 1)  # Appendix B.1.
   config.rule.use_baseline = False
+  # Initial stddev of the y_hat head's weights; None: Sonnet's 1/sqrt(hidden_size).
+  config.rule.y_head_init_stddev = ml_collections.FieldReference(
+      None, field_type=float)
 
   config.meta = ml_collections.ConfigDict()
   config.meta.learning_rate = 1e-3  # Table 2: 1e-4, for 960 lifetimes.

@@ -62,6 +62,7 @@ SCHEMA: Dict[str, Check] = {
     "rule.hidden_size": POSITIVE_INT,
     "rule.embedding_sizes": POSITIVE_INTS,
     "rule.use_baseline": BOOL,
+    "rule.y_head_init_stddev": optional(POSITIVE),
     "meta.learning_rate": POSITIVE,
     "meta.prediction_entropy_cost": NON_NEGATIVE,
     "meta.pi_hat_l2_cost": NON_NEGATIVE,

@@ -104,7 +104,8 @@ def build_rule(config: ml_collections.ConfigDict) -> lpg.LPG:
   return lpg.LPG(hidden_size=r.hidden_size,
                  prediction_size=config.population.prediction_size,
                  embedding_sizes=tuple(r.embedding_sizes),
-                 use_baseline=r.use_baseline)
+                 use_baseline=r.use_baseline,
+                 y_head_init_stddev=r.y_head_init_stddev)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -153,7 +154,9 @@ def _config_json(config: ml_collections.ConfigDict) -> Dict[str, Any]:
 _SUMMED = ("ended_lifetimes", "*/diverged_lifetimes", "*/excluded_lifetimes")
 # What the console shows; everything goes to TensorBoard.
 CONSOLE_KEYS = ("meta_loss", "*/episode_return", "prediction_entropy",
-                "ended_lifetimes")
+                "y_hat_spread", "ended_lifetimes")
+# Per-environment diagnostics of y that `log` also averages over environments.
+_AVERAGED_OVER_ENVS = ("prediction_entropy", "y_hat_spread")
 
 
 class Progress:
@@ -194,10 +197,10 @@ class Progress:
     for key, total in self._sums.items():
       summed = any(fnmatch.fnmatch(key, pattern) for pattern in _SUMMED)
       window[key] = total if summed else total / self._counts[key]
-    entropies = [v for k, v in window.items()
-                 if k.endswith("/prediction_entropy")]
-    if entropies:
-      window["prediction_entropy"] = float(np.mean(entropies))
+    for name in _AVERAGED_OVER_ENVS:
+      per_env = [v for k, v in window.items() if k.endswith(f"/{name}")]
+      if per_env:
+        window[name] = float(np.mean(per_env))
     return window
 
   def _bandit_scalars(self) -> Dict[str, float]:
@@ -245,9 +248,11 @@ class Progress:
               " meta-steps/s after the first logging point)")
     logging.info(
         "Meta-training done at meta-step %d%s: %d lifetimes ended in this "
-        "process; last window: meta-loss %.4g, returns %s, H(y) %.3g", step,
-        rate, self._ended_total, self._last.get("meta_loss", float("nan")),
-        returns or "none", self._last.get("prediction_entropy", float("nan")))
+        "process; last window: meta-loss %.4g, returns %s, H(y) %.3g, "
+        "y_hat spread %.3g", step, rate, self._ended_total,
+        self._last.get("meta_loss", float("nan")), returns or "none",
+        self._last.get("prediction_entropy", float("nan")),
+        self._last.get("y_hat_spread", float("nan")))
     self._logger.close()
 
 

@@ -67,6 +67,21 @@ def target_l2(targets: types.RuleOutput) -> Tuple[tf.Tensor, tf.Tensor]:
   return pi_hat_l2, y_hat_l2
 
 
+def target_spread(targets: types.RuleOutput) -> tf.Tensor:
+  """`[L]` how much y_hat varies across the states of a rollout (a diagnostic).
+
+  The mean over the `[T, B]` steps of the total-variation distance
+  1/2 ||y_hat_t - mean y_hat||_1 from the rollout's mean target: 0 when y_hat is
+  the same vector everywhere (e.g. uniform, which carries no information about
+  the state), up to 1 - 1/(T B) when each step gets its own one-hot target.
+  Not part of Eq. 4: it only shows whether the rule uses y (Sections 4.2-4.3).
+  """
+  y_hat = tf.stop_gradient(targets.y_hat)
+  mean = tf.reduce_mean(y_hat, axis=[1, 2], keepdims=True)
+  distance = 0.5 * tf.reduce_sum(tf.abs(y_hat - mean), axis=-1)
+  return tf.reduce_mean(distance, axis=[1, 2])
+
+
 def meta_objective(outputs: types.AgentOutput, trajectory: types.Trajectory,
                    critic_values: tf.Tensor, gamma: tf.Tensor,
                    policy_entropy_cost: tf.Tensor, pi_hat_l2: tf.Tensor,

@@ -52,6 +52,8 @@ class GroupCarry(NamedTuple):
     episodes: `[L]` episodes completed so far in the window.
     pi_hat_l2: `[L]` running mean over the K updates of ||pi_hat||^2 (Eq. 4).
     y_hat_l2: `[L]` running mean over the K updates of ||y_hat||^2 (Eq. 4).
+    y_hat_spread: `[L]` running mean over the K updates of
+      `meta_objective.target_spread` (a diagnostic: does y_hat vary by state?).
   """
   params: Any
   opt_state: Any
@@ -61,6 +63,7 @@ class GroupCarry(NamedTuple):
   episodes: tf.Tensor
   pi_hat_l2: tf.Tensor
   y_hat_l2: tf.Tensor
+  y_hat_spread: tf.Tensor
 
 
 class GroupWindow(NamedTuple):
@@ -73,6 +76,8 @@ class GroupWindow(NamedTuple):
     terms: Eq. 4's per-lifetime terms.
     return_sum: `[L]` sum of returns of the episodes completed in the window.
     episodes: `[L]` number of episodes completed in the window.
+    y_hat_spread: `[L]` y_hat's spread across states, averaged over the K
+      inner updates (`meta_objective.target_spread`).
     finite: `[L]` bool, the lifetime's loss and theta_K are finite; the others
       are left out of the meta-loss.
   """
@@ -81,6 +86,7 @@ class GroupWindow(NamedTuple):
   terms: meta_objective.MetaObjectiveTerms
   return_sum: tf.Tensor
   episodes: tf.Tensor
+  y_hat_spread: tf.Tensor
   finite: tf.Tensor
 
 
@@ -113,7 +119,7 @@ def _initial_carry(state: population_lib.LifetimeState) -> GroupCarry:
   return GroupCarry(state.params, state.opt_state, state.actor,
                     Critic(state.critic_params, state.critic_opt_state),
                     return_sum=zeros, episodes=zeros, pi_hat_l2=zeros,
-                    y_hat_l2=zeros)
+                    y_hat_l2=zeros, y_hat_spread=zeros)
 
 
 def window_loss(rule: rule_base.UpdateRule,
@@ -158,7 +164,9 @@ def window_loss(rule: rule_base.UpdateRule,
       new_carries.append(carry._replace(
           params=params, opt_state=opt_state,
           pi_hat_l2=carry.pi_hat_l2 + pi_l2 / num_inner_updates,
-          y_hat_l2=carry.y_hat_l2 + y_l2 / num_inner_updates))
+          y_hat_l2=carry.y_hat_l2 + y_l2 / num_inner_updates,
+          y_hat_spread=(carry.y_hat_spread + meta_objective.target_spread(
+              info.targets) / num_inner_updates)))
     return k + 1, new_carries
 
   # A while loop keeps one copy of the update in the graph, so XLA compiles a
@@ -189,7 +197,7 @@ def window_loss(rule: rule_base.UpdateRule,
         critic_params=critic.params, critic_opt_state=critic.opt_state)
     windows.append(GroupWindow(new_state, trajectory, terms,
                                carry.return_sum + total, carry.episodes + count,
-                               finite))
+                               carry.y_hat_spread, finite))
   num_kept = tf.add_n([tf.reduce_sum(k) for k in kept])
   loss = (tf.add_n([tf.reduce_sum(l) for l in kept_losses])
           / tf.maximum(num_kept, 1.0))

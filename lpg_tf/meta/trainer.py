@@ -129,6 +129,7 @@ class MetaTrainer(tf.Module):
             "prediction_entropy": tf.reduce_mean(w.terms.prediction_entropy),
             "pi_hat_l2": tf.reduce_mean(w.terms.pi_hat_l2),
             "y_hat_l2": tf.reduce_mean(w.terms.y_hat_l2),
+            "y_hat_spread": tf.reduce_mean(w.y_hat_spread),
             "excluded_lifetimes": tf.reduce_sum(
                 tf.cast(tf.logical_not(w.finite), tf.float32)),
         } for group, w in zip(self.population.groups, window.groups)}

@@ -15,7 +15,7 @@ which the agent follows through Eq. 2 (or Eq. 7 with the baseline of Appendix
 B.2). The rule never reads values: `RuleInputs.baseline` is ignored.
 """
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import sonnet as snt
 import tensorflow as tf
@@ -45,6 +45,7 @@ class LPG(snt.Module, base.UpdateRule):
                prediction_size: int = PREDICTION_SIZE,
                embedding_sizes: Sequence[int] = EMBEDDING_SIZES,
                use_baseline: bool = False,
+               y_head_init_stddev: Optional[float] = None,
                dtype: tf.DType = tf.float32,
                name: str = "lpg"):
     """Configures the rule; variables are created on the first call.
@@ -56,6 +57,12 @@ class LPG(snt.Module, base.UpdateRule):
       use_baseline: give the agent the action-independent baseline of Eq. 7
         (Appendix B.2): the agent subtracts f(s) from pi_hat and regresses f(s)
         on pi_hat. LPG's own outputs do not change.
+      y_head_init_stddev: standard deviation of the y_hat head's initial
+        weights (truncated normal); None: Sonnet's default 1/sqrt(hidden_size).
+        Larger values start eta with targets y_hat that differ from state to
+        state, so the agents' y carries information the rule can learn to use
+        from the first meta-step (issue 12: with the default, y_hat stays
+        uniform). Only the initialisation: an exported rule does not need it.
       dtype: the LSTM's dtype (float64 serves finite-difference tests); the
         other layers take the dtype of their inputs.
       name: module name.
@@ -73,7 +80,9 @@ class LPG(snt.Module, base.UpdateRule):
     self._core = lstm_backward.BackwardLSTM(hidden_size, dtype=self._dtype,
                                             name="lstm")
     self._pi_head = snt.Linear(1, name="pi_head")
-    self._y_head = snt.Linear(prediction_size, name="y_head")
+    y_init = (None if y_head_init_stddev is None else
+              snt.initializers.TruncatedNormal(stddev=y_head_init_stddev))
+    self._y_head = snt.Linear(prediction_size, w_init=y_init, name="y_head")
     self._loss_config = base.EQ7_LOSS if use_baseline else base.LossConfig()
 
   @property

@@ -21,10 +21,13 @@ def fake_trainer():
                                scoring_env_steps_per_step=10)
 
 
-def step_numbers(loss, chain_return, ended, entropy=(1.0, 2.0)):
+def step_numbers(loss, chain_return, ended, entropy=(1.0, 2.0),
+                 spread=(0.1, 0.3)):
   numbers = {"meta_loss": loss, "ended_lifetimes": ended,
              "chain/short/prediction_entropy": entropy[0],
-             "tabular/dense/prediction_entropy": entropy[1]}
+             "tabular/dense/prediction_entropy": entropy[1],
+             "chain/short/y_hat_spread": spread[0],
+             "tabular/dense/y_hat_spread": spread[1]}
   if chain_return is not None:
     numbers["chain/short/episode_return"] = chain_return
   return numbers
@@ -39,13 +42,16 @@ class ProgressTest(absltest.TestCase):
     self.assertEqual(progress.log(1)["ended_lifetimes"], 1.0)
     progress.add(step_numbers(2.0, 0.4, 2.0))
     progress.add(step_numbers(4.0, None, 0.0))  # no chain episode ended
-    progress.add(step_numbers(6.0, 0.9, 3.0, entropy=(3.0, 4.0)))
+    progress.add(step_numbers(6.0, 0.9, 3.0, entropy=(3.0, 4.0),
+                              spread=(0.5, 0.7)))
     numbers = progress.log(4)
     self.assertEqual(numbers["ended_lifetimes"], 5.0)
     self.assertEqual(numbers["meta_loss"], 4.0)
     self.assertAlmostEqual(numbers["chain/short/episode_return"], (0.4 + 0.9) / 2)
     # H(y): per environment over the window (5/3 and 8/3), then over environments.
     self.assertAlmostEqual(numbers["prediction_entropy"], 13 / 6)
+    # y_hat's spread likewise: (0.7/3 + 1.3/3) / 2.
+    self.assertAlmostEqual(numbers["y_hat_spread"], 1 / 3)
     self.assertGreater(numbers["meta_steps_per_s"], 0)
     self.assertAlmostEqual(numbers["inner_env_steps_per_s"],
                            100 * numbers["meta_steps_per_s"])
@@ -85,13 +91,13 @@ class ProgressTest(absltest.TestCase):
     self.assertLen(lines, 3)
     self.assertEqual(lines[0], "meta-step 1/10 | warming up | meta_loss 0.5 | "
                      "chain/short/episode_return 0.25 | prediction_entropy 1.5 "
-                     "| ended_lifetimes 2")
+                     "| y_hat_spread 0.2 | ended_lifetimes 2")
     self.assertRegex(lines[1], r"^meta-step 2/10 \| [0-9.e+]+ meta-steps/s \| "
                      r"~[0-9]+s left \| meta_loss 0.5 \| "
                      r"chain/short/episode_return 0.75 \| .*ended_lifetimes 1$")
     self.assertNotIn("bandit", lines[1])
     self.assertRegex(lines[2], r"Meta-training done at meta-step 2.*3 lifetimes "
-                     r"ended.*chain/short 0.75.*H\(y\) 1.5")
+                     r"ended.*chain/short 0.75.*H\(y\) 1.5, y_hat spread 0.2")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,22 @@ class MetaObjectiveTest(absltest.TestCase):
     np.testing.assert_allclose(pi_l2.numpy(), [4.0, 4.0])
     np.testing.assert_allclose(y_l2.numpy(), [0.25 * M, 0.25 * M])
 
+  def test_target_spread(self):
+    uniform = np.full((L, T, B, M), 1.0 / M)
+    spread = meta_objective.target_spread(
+        types.RuleOutput(tf.zeros([L, T, B], tf.float64), tf.constant(uniform),
+                         None))
+    np.testing.assert_allclose(spread.numpy(), [0.0, 0.0], atol=1e-15)
+    rng = np.random.default_rng(1)
+    y_hat = softmax(rng.normal(size=(L, T, B, M)) * 3)
+    spread = meta_objective.target_spread(
+        types.RuleOutput(tf.zeros([L, T, B], tf.float64), tf.constant(y_hat),
+                         None)).numpy()
+    for l in range(L):
+      steps = y_hat[l].reshape(T * B, M)
+      distance = 0.5 * np.abs(steps - steps.mean(0)).sum(-1).mean()
+      self.assertAlmostEqual(spread[l], distance, places=12)
+
   def test_advantage_is_a_constant(self):
     v = tf.constant(np.ones((L, T + 1, B)))
     with tf.GradientTape() as tape:
