@@ -1,7 +1,11 @@
 """pytest set-up shared by all suites.
 
-Tests marked `slow` (real subprocesses killed and restarted, a minute or more
-each) run only with `--runslow`: `python -m pytest tests -q --runslow -m slow`.
+Tests marked `slow` run only with `--runslow`:
+`python -m pytest tests -q --runslow -m slow`. They are the minutes-long fault
+tests (real subprocesses killed and restarted, a full disk) and the end-to-end
+runs whose path a faster default test already covers (e.g. the train_agent
+launcher's whole run beside its in-process runs), kept out of the default suite
+so that it stays well inside CI's 15 minutes on 2 cores.
 """
 
 from absl import flags
@@ -15,7 +19,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
   """absltest helpers (create_tempdir, ...) read absl flags; pytest never parses them."""
-  config.addinivalue_line("markers", "slow: minutes-long fault tests; need --runslow")
+  config.addinivalue_line("markers", "slow: minutes-long tests outside the default suite; need --runslow")
   flags.FLAGS.mark_as_parsed()
 
 

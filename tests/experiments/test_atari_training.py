@@ -9,6 +9,7 @@ import sys
 
 from absl.testing import parameterized
 import numpy as np
+import pytest
 
 from lpg_tf import errors
 from lpg_tf import export
@@ -88,6 +89,7 @@ class ValidationTest(parameterized.TestCase):
 
 class RunTest(parameterized.TestCase):
 
+  @pytest.mark.slow
   def test_a2c_run_writes_curves_for_every_seed(self):
     workdir = os.path.join(self.create_tempdir().full_path, "run")
     result = atari_training.train_atari(

@@ -169,6 +169,7 @@ def mount_tmpfs(path, size):
   return result.returncode == 0
 
 
+@pytest.mark.slow
 class FullDiskTest(absltest.TestCase):
 
   def test_full_disk_is_one_line_and_keeps_the_previous_checkpoint(self):

@@ -7,6 +7,7 @@ import sys
 
 from absl.testing import parameterized
 import numpy as np
+import pytest
 
 from lpg_tf import errors
 from lpg_tf.experiments import agent_runs
@@ -107,6 +108,7 @@ class ExportedRuleTest(parameterized.TestCase):
 
 class LauncherRunTest(parameterized.TestCase):
 
+  @pytest.mark.slow
   def test_run_writes_curves(self):
     workdir = os.path.join(self.create_tempdir().full_path, "run")
     result = run_launcher("--env=chain/short", "--rule=a2c", f"--workdir={workdir}",

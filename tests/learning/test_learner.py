@@ -2,6 +2,7 @@
 
 from absl.testing import parameterized
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from lpg_tf import agents
@@ -94,6 +95,7 @@ class RolloutSourceTest(parameterized.TestCase):
         envs.make("chain/short"), 32, 400, seed=0)
     self.assertLess(abs(random_return), 0.25)
 
+  @pytest.mark.slow
   def test_jit_equals_eager(self):
     results = []
     for jit in (True, False):

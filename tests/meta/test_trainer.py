@@ -8,6 +8,7 @@ from unittest import mock
 
 from absl.testing import absltest
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from configs import cpu
@@ -135,6 +136,7 @@ class InputErrorsTest(absltest.TestCase):
       meta_train.meta_train(tiny_config(), self.create_tempdir().full_path,
                             init_rule=bogus)
 
+  @pytest.mark.slow
   def test_launcher_rejects_bad_override_before_work(self):
     workdir = os.path.join(self.create_tempdir().full_path, "run")
     result = subprocess.run(
