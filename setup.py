@@ -11,6 +11,10 @@ INSTALL_REQUIRES = [
     "gymnasium>=1.0,<2",
     "ale-py==0.12.*",
     "opencv-python-headless>=4.8",
+    # MinAtar's games (--env=minatar/<game>). Its requirements bring pandas,
+    # scipy and seaborn for its display code; numpy<2 below keeps them on
+    # numpy 1.x builds (pandas 3.0, scipy 1.17 on Python 3.11).
+    "minatar==1.0.15",
     "numpy<2",
     "absl-py>=1.4",
     "ml_collections>=0.1.1",

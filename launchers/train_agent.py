@@ -2,6 +2,8 @@
 
   python launchers/train_agent.py --env=tabular/dense --rule=a2c --workdir=/tmp/a2c_dense \
       --steps=1000000 --seeds=3
+  python launchers/train_agent.py --env=minatar/breakout --rule=a2c \
+      --workdir=/tmp/a2c_minatar_breakout --steps=500000 --seeds=2
   python launchers/train_agent.py --env=atari/Breakout --rule=runs/cpu/rule \
       --workdir=/tmp/lpg_breakout --steps=10000000 --num_actors=2
 """
@@ -16,8 +18,9 @@ from lpg_tf.experiments import train_agent
 # pylint: enable=g-bad-import-order
 
 _ENV = flags.DEFINE_string(
-    "env", None, "Environment name (lpg_tf.envs.NAMES), or atari/<Game> "
-    "(e.g. atari/Breakout) to meta-test on Atari.")
+    "env", None, "Environment name (lpg_tf.envs.NAMES), minatar/<game> "
+    "(asterix, breakout, freeway, seaquest, space_invaders) to meta-test on "
+    "MinAtar, or atari/<Game> (e.g. atari/Breakout) to meta-test on Atari.")
 _RULE = flags.DEFINE_string(
     "rule", "a2c", "Update rule: a2c, or the directory of an exported LPG rule "
     "(SavedModel, e.g. <meta-train workdir>/rule).")
@@ -29,16 +32,16 @@ _SEEDS = flags.DEFINE_integer(
     "seeds", 3, "Independent agents, trained side by side (Atari: one after "
     "another).")
 _NUM_ENVS = flags.DEFINE_integer(
-    "num_envs", None, "Parallel environments per seed; default 64, Atari 30 "
-    "(Table 4).")
+    "num_envs", None, "Parallel environments per seed; default 64 (MinAtar "
+    "too), Atari 30 (Table 4).")
 _UNROLL = flags.DEFINE_integer("unroll_length", 20, "Steps per update (T).")
 _ACTION_SPACE = flags.DEFINE_enum("action_space", None, ["move", "move_and_collect"],
                                   "Grid worlds: 9 moves, or 9 moves + 9 collects.")
 _LR = flags.DEFINE_float("learning_rate", None, "Agent learning rate (alpha_lr).")
 _KL = flags.DEFINE_float("kl_cost", None, "Prediction KL cost (alpha_y).")
 _GAMMA = flags.DEFINE_float(
-    "gamma", None, f"Discount factor; default {train_agent.DEFAULT_GAMMA}, "
-    "Atari 0.995 (Table 4).")
+    "gamma", None, f"Discount factor; default {train_agent.DEFAULT_GAMMA} "
+    "(MinAtar too), Atari 0.995 (Table 4).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _LOG_EVERY = flags.DEFINE_integer(
     "log_every", None, "Updates between log points; default: about 100 points "

@@ -6,6 +6,8 @@
 """
 
 from lpg_tf.agents.networks import AgentNetwork, Params, select_lifetimes
-from lpg_tf.agents.presets import (ADAM, ATARI, SGD, TABLE_3, AgentPreset,
-                                   MetaTestPreset, build_agent, preset_for)
-from lpg_tf.agents.torsos import TorsoSpec, atari, grid_conv, mlp, tabular
+from lpg_tf.agents.presets import (ADAM, ATARI, MINATAR, SGD, TABLE_3,
+                                   AgentPreset, MetaTestPreset, build_agent,
+                                   preset_for)
+from lpg_tf.agents.torsos import (TorsoSpec, atari, grid_conv, minatar, mlp,
+                                  tabular)

@@ -1,4 +1,5 @@
-"""Torso specifications: the agent architectures of Table 3 and Table 4 as data.
+"""Torso specifications: the agent architectures of Table 3 and Table 4 (and
+MinAtar's) as data.
 
 A `TorsoSpec` says which layers sit between an observation and the agent's three
 linear heads (policy logits, prediction logits, baseline). It is plain data, so
@@ -99,3 +100,18 @@ def atari() -> TorsoSpec:
       conv_strides=(4, 2, 1),
       padding="VALID",
       dense_sizes=(512,))
+
+
+def minatar() -> TorsoSpec:
+  """The MinAtar agent's C(16)-D(128) (Young & Tian, 2019): one 3 x 3 conv of 16
+  filters, stride 1, VALID padding (PyTorch's default, as in MinAtar's own
+  agents), then a dense layer of 128 units; a `[10, 10, C]` state gives
+  8 x 8 x 16 = 1024 features before the dense layer.
+  """
+  return TorsoSpec(
+      kind=CONV,
+      conv_channels=(16,),
+      conv_kernels=(3,),
+      conv_strides=(1,),
+      padding="VALID",
+      dense_sizes=(128,))

@@ -135,6 +135,38 @@ class Environment(abc.ABC):
             timestep.observation)
 
 
+class HostEnvironment(abc.ABC):
+  """A batched, auto-resetting environment stepped in Python on numpy arrays.
+
+  For games that exist only as Python code (MinAtar), which cannot run inside
+  a compiled TensorFlow step. Same conventions as `Environment`: B copies,
+  `types.TimeStep` (holding numpy arrays), discount 0 where an episode ended,
+  automatic reset with the true last observation kept.
+  """
+
+  @property
+  @abc.abstractmethod
+  def spec(self) -> EnvSpec:
+    """The static spec of this environment."""
+
+  @property
+  @abc.abstractmethod
+  def num_envs(self) -> int:
+    """B, the number of environments stepped together."""
+
+  @abc.abstractmethod
+  def reset(self) -> types.TimeStep:
+    """Starts a new episode everywhere: reward 0, discount 1, `[B, ...]`."""
+
+  @abc.abstractmethod
+  def step(self, action: Any) -> Tuple[types.TimeStep, Any]:
+    """One step for `action` `[B]`: (timestep, true next observation `[B, ...]`).
+
+    Where the step ended an episode, the timestep's observation is the next
+    episode's first and the second result the episode's last.
+    """
+
+
 def select_envs_tensor(mask: tf.Tensor, new: tf.Tensor,
                        old: tf.Tensor) -> tf.Tensor:
   """`new` where `mask` `[B]` is True, else `old`, for one `[B, ...]` tensor."""

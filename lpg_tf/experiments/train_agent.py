@@ -6,6 +6,11 @@ for the environment, trains them together for `steps` environment steps each, an
 writes learning curves (TensorBoard, curve.csv, curve.png with the uniformly random
 policy's return as a reference line) to the work directory.
 
+MinAtar games (`minatar/<game>`, the fast meta-test) run the same way, seeds
+side by side, with MinAtar's agent (`agents.MINATAR`) acting in Python-stepped
+games (`envs.minatar`, `host_rollout.HostRolloutSource`); their reference line
+is the random policy in the same games.
+
 Atari games (`atari/<Game>`, meta-testing of Section 4.5) take another road:
 `atari_training.train_atari`, the Table 4 agent trained through the Reverb
 actor/learner pipeline, one seed after another. Importing it here costs about
@@ -14,7 +19,7 @@ actor/learner pipeline, one seed after another. Importing it here costs about
 
 import os
 import time
-from typing import Any, List, NamedTuple, Optional
+from typing import Any, Callable, List, NamedTuple, Optional
 
 from absl import logging
 import numpy as np
@@ -26,8 +31,10 @@ from lpg_tf import loggers
 from lpg_tf import rules
 from lpg_tf.analysis import curves
 from lpg_tf.envs import atari
+from lpg_tf.envs import minatar
 from lpg_tf.experiments import agent_runs
 from lpg_tf.experiments import atari_training
+from lpg_tf.learning import host_rollout
 from lpg_tf.learning import learner as learner_lib
 from lpg_tf.learning import optimizers
 from lpg_tf.learning import random_policy
@@ -41,6 +48,10 @@ DEFAULT_GAMMA = 0.99  # Table 2 samples gamma from {0.99, 0.995}.
 DEFAULT_NUM_ENVS = 64  # B per lifetime in meta-training (Section 4.1).
 ATARI_PREFIX = "atari/"
 UNIFORM_POLICY_STEPS = 4000  # per environment, for the reference line.
+# MinAtar's reference line: 8 games x 5,000 steps, two whole episodes of
+# Freeway (2,500 steps each) and hundreds of the other games' per game.
+MINATAR_UNIFORM_POLICY_ENVS = 8
+MINATAR_UNIFORM_POLICY_STEPS = 5000
 
 
 class TrainResult(NamedTuple):
@@ -89,21 +100,23 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
   """Trains `seeds` agents for `steps` environment steps each; writes curves.
 
   Args:
-    env_name: one of lpg_tf.envs.NAMES, or an Atari game `atari/<Game>`.
+    env_name: one of lpg_tf.envs.NAMES, a MinAtar game `minatar/<game>`
+      (envs.minatar.NAMES), or an Atari game `atari/<Game>`.
     rule_name: one of lpg_tf.rules.NAMES, or an exported rule's directory.
     workdir: where curves and summaries go; must be new or empty.
     steps: environment steps per seed (rounded up to whole updates of T x B).
     seeds: number of independent lifetimes, trained side by side (Atari: one
       after another).
-    num_envs: B, parallel environments per seed; default DEFAULT_NUM_ENVS, and
-      30 for Atari (Table 4).
+    num_envs: B, parallel environments per seed; default DEFAULT_NUM_ENVS,
+      agents.MINATAR's for MinAtar and 30 for Atari (Table 4).
     unroll_length: T, steps per update (20 in the paper).
     action_space: grid worlds only: envs.MOVE or envs.MOVE_AND_COLLECT.
     learning_rate: alpha_lr; default: A2C_LEARNING_RATES for the Table 3
-      optimiser, Table 4's for Atari.
+      optimiser, agents.MINATAR's for MinAtar, Table 4's for Atari.
     kl_cost: alpha_y (rules that train y); default: the middle of Table 3's
-      grid, Table 4's for Atari.
-    gamma: discount factor; default DEFAULT_GAMMA, Table 4's 0.995 for Atari.
+      grid, Table 4's for MinAtar and Atari.
+    gamma: discount factor; default DEFAULT_GAMMA (agents.MINATAR's for
+      MinAtar), Table 4's 0.995 for Atari.
     seed: seed of everything random; seed i of the run is lifetime i.
     log_every: updates between logging points; default
       `agent_runs.default_log_every`.
@@ -117,25 +130,24 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
                         unroll_length, action_space, learning_rate, kl_cost,
                         gamma, seed, log_every, overwrite, jit_compile,
                         num_actors)
-  settings = _toy_settings(env_name, rule_name, steps, seeds, num_envs,
-                           unroll_length, action_space, learning_rate,
-                           kl_cost, gamma, log_every, num_actors)
+  is_minatar = env_name.startswith(minatar.PREFIX)
+  settings = (_minatar_settings if is_minatar else _toy_settings)(
+      env_name, rule_name, steps, seeds, num_envs, unroll_length,
+      action_space, learning_rate, kl_cost, gamma, log_every, num_actors)
   agent_runs.check_workdir(workdir, overwrite)
   os.makedirs(workdir, exist_ok=True)
-  env = envs.make(env_name, action_space)
-  agent = agents.build_agent(
-      env.spec, num_lifetimes=seeds, seed=seed,
-      prediction_size=(settings.rule.prediction_size
-                       or agent_runs.DEFAULT_PREDICTION_SIZE))
-  source = learner_lib.RolloutSource(env, seeds, settings.num_envs,
-                                     unroll_length, seed)
+  prediction_size = (settings.rule.prediction_size
+                     or agent_runs.DEFAULT_PREDICTION_SIZE)
+  run = (_minatar_run if is_minatar else _toy_run)(
+      env_name, action_space, settings.num_envs, unroll_length, seeds, seed,
+      prediction_size, jit_compile)
   learner = learner_lib.Learner(
-      agent, settings.rule, settings.optimiser,
+      run.agent, settings.rule, settings.optimiser,
       learning_rate=np.full([seeds], settings.learning_rate, np.float32),
       kl_cost=np.full([seeds], settings.kl_cost, np.float32),
-      gamma=np.full([seeds], settings.gamma, np.float32), source=source,
+      gamma=np.full([seeds], settings.gamma, np.float32), source=run.source,
       jit_compile=jit_compile)
-  steps_per_update = source.env_steps_per_update
+  steps_per_update = run.source.env_steps_per_update
   num_updates = -(-steps // steps_per_update)
   log_every = log_every or agent_runs.default_log_every(num_updates)
   logging.info("Training %d seeds on %s with %s: %d updates of %d steps each, "
@@ -159,13 +171,13 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
     logger.close()
   rate = num_updates * steps_per_update * seeds / max(time.time() - start, 1e-9)
   learner.sync_agent()
-  return _summarise(env, rule_name, workdir, seed, settings.num_envs,
-                    unroll_length, curve_log, points,
+  return _summarise(env_name, rule_name, workdir, settings.num_envs,
+                    unroll_length, curve_log, points, run.random_return(),
                     num_updates * steps_per_update, rate)
 
 
-class _ToySettings(NamedTuple):
-  """A toy-environment run's checked settings, defaults filled in."""
+class _Settings(NamedTuple):
+  """A run's checked settings, defaults filled in."""
   rule: Any
   optimiser: str
   num_envs: int
@@ -174,18 +186,28 @@ class _ToySettings(NamedTuple):
   gamma: float
 
 
+def _check_counts(steps: int, seeds: int, num_envs: int, unroll_length: int,
+                  log_every: Optional[int]) -> None:
+  for name, value in (("steps", steps), ("seeds", seeds), ("num_envs", num_envs),
+                      ("unroll_length", unroll_length)):
+    _positive(name, value)
+  if log_every is not None:
+    _positive("log_every", log_every)
+
+
 def _toy_settings(env_name: str, rule_name: str, steps: int, seeds: int,
                   num_envs: Optional[int], unroll_length: int,
                   action_space: Optional[str], learning_rate: Optional[float],
                   kl_cost: Optional[float], gamma: Optional[float],
                   log_every: Optional[int],
-                  num_actors: Optional[int]) -> _ToySettings:
+                  num_actors: Optional[int]) -> _Settings:
   """Checks a toy-environment run's arguments (ConfigError before any work)
   and fills in the defaults: A2C's rate for Table 3's optimiser, the middle of
   Table 3's alpha_y grid, DEFAULT_GAMMA and DEFAULT_NUM_ENVS."""
   if env_name not in envs.NAMES:
     raise errors.ConfigError(
-        f"Unknown --env {env_name!r}; valid: {', '.join(envs.NAMES)}, or "
+        f"Unknown --env {env_name!r}; valid: {', '.join(envs.NAMES)}, "
+        f"{minatar.PREFIX}<game> ({', '.join(minatar.GAMES)}), or "
         f"{ATARI_PREFIX}<Game> (e.g. {ATARI_PREFIX}Breakout)")
   if num_actors is not None:
     raise errors.ConfigError(
@@ -195,13 +217,9 @@ def _toy_settings(env_name: str, rule_name: str, steps: int, seeds: int,
         f"--action_space applies to grid worlds only, not {env_name}")
   num_envs = DEFAULT_NUM_ENVS if num_envs is None else num_envs
   rule = rules.make(rule_name)
-  for name, value in (("steps", steps), ("seeds", seeds), ("num_envs", num_envs),
-                      ("unroll_length", unroll_length)):
-    _positive(name, value)
-  if log_every is not None:
-    _positive("log_every", log_every)
+  _check_counts(steps, seeds, num_envs, unroll_length, log_every)
   optimiser = agents.preset_for(env_name).optimiser
-  return _ToySettings(
+  return _Settings(
       rule=rule, optimiser=optimiser, num_envs=num_envs,
       learning_rate=(A2C_LEARNING_RATES[optimiser] if learning_rate is None
                      else learning_rate),
@@ -210,18 +228,88 @@ def _toy_settings(env_name: str, rule_name: str, steps: int, seeds: int,
       gamma=DEFAULT_GAMMA if gamma is None else gamma)
 
 
-def _summarise(env: Any, rule_name: str, workdir: str, seed: int,
-               num_envs: int, unroll_length: int,
-               curve_log: agent_runs.CurveLogger, points: List[np.ndarray],
+def _minatar_settings(env_name: str, rule_name: str, steps: int, seeds: int,
+                      num_envs: Optional[int], unroll_length: int,
+                      action_space: Optional[str],
+                      learning_rate: Optional[float], kl_cost: Optional[float],
+                      gamma: Optional[float], log_every: Optional[int],
+                      num_actors: Optional[int]) -> _Settings:
+  """`_toy_settings` for `minatar/<game>`: defaults from agents.MINATAR."""
+  minatar.game_name(env_name)
+  for flag, value in (("num_actors", num_actors),
+                      ("action_space", action_space)):
+    if value is not None:
+      raise errors.ConfigError(
+          f"--{flag} does not apply to MinAtar games ({env_name})")
+  preset = agents.MINATAR
+  num_envs = preset.num_envs if num_envs is None else num_envs
+  rule = rules.make(rule_name)
+  _check_counts(steps, seeds, num_envs, unroll_length, log_every)
+  return _Settings(
+      rule=rule, optimiser=preset.optimiser, num_envs=num_envs,
+      learning_rate=(preset.learning_rate if learning_rate is None
+                     else learning_rate),
+      kl_cost=preset.kl_cost if kl_cost is None else kl_cost,
+      gamma=preset.discount if gamma is None else gamma)
+
+
+class _Run(NamedTuple):
+  """What a run trains and against what it is measured.
+
+  Attributes:
+    agent: the agent network of all seeds (L = seeds).
+    source: the learner's trajectory source.
+    random_return: measures the uniformly random policy's average return in
+      the same environment (None if no episode ended).
+  """
+  agent: Any
+  source: Any
+  random_return: Callable[[], Optional[float]]
+
+
+def _toy_run(env_name: str, action_space: Optional[str], num_envs: int,
+             unroll_length: int, seeds: int, seed: int, prediction_size: int,
+             jit_compile: bool) -> _Run:
+  """Table 3's agent acting in the in-graph environment."""
+  del jit_compile  # The rollout is compiled with the update.
+  env = envs.make(env_name, action_space)
+  return _Run(
+      agent=agents.build_agent(env.spec, num_lifetimes=seeds, seed=seed,
+                               prediction_size=prediction_size),
+      source=learner_lib.RolloutSource(env, seeds, num_envs, unroll_length,
+                                       seed),
+      random_return=lambda: random_policy.random_policy_return(
+          env, num_envs,
+          max(UNIFORM_POLICY_STEPS, 2 * env.spec.max_episode_steps), seed))
+
+
+def _minatar_run(env_name: str, action_space: Optional[str], num_envs: int,
+                 unroll_length: int, seeds: int, seed: int,
+                 prediction_size: int, jit_compile: bool) -> _Run:
+  """MinAtar's agent acting in `seeds` x `num_envs` Python-stepped games."""
+  del action_space  # Checked to be None.
+  env = minatar.MinAtarVectorEnv(env_name, seeds * num_envs, seed)
+  agent = agents.build_agent(env.spec, num_lifetimes=seeds, seed=seed,
+                             prediction_size=prediction_size,
+                             torso=agents.MINATAR.torso)
+  return _Run(
+      agent=agent,
+      source=host_rollout.HostRolloutSource(env, agent.apply, seeds,
+                                            unroll_length, seed, jit_compile),
+      random_return=lambda: minatar.random_policy_return(
+          env_name, MINATAR_UNIFORM_POLICY_ENVS, MINATAR_UNIFORM_POLICY_STEPS,
+          seed))
+
+
+def _summarise(env_name: str, rule_name: str, workdir: str, num_envs: int,
+               unroll_length: int, curve_log: agent_runs.CurveLogger,
+               points: List[np.ndarray], random_return: Optional[float],
                env_steps: int, rate: float) -> TrainResult:
-  """Measures the random policy's reference, draws curve.png, logs the end."""
-  random_return = random_policy.random_policy_return(
-      env, num_envs, max(UNIFORM_POLICY_STEPS, 2 * env.spec.max_episode_steps),
-      seed)
+  """Draws curve.png with the random policy's reference, logs the end."""
   seeds = len(points[0]) if points else 0
   png = curves.plot_curves(
       curve_log.rows, os.path.join(workdir, curves.PNG_NAME),
-      f"{rule_name} on {env.spec.name} ({seeds} seeds, B={num_envs}, "
+      f"{rule_name} on {env_name} ({seeds} seeds, B={num_envs}, "
       f"T={unroll_length})", random_return)
   final = curves.final_returns(np.array(points))
   logging.info("Done: final return per seed %s (random policy %s); curves in %s",

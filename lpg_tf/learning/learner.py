@@ -7,7 +7,7 @@ its hot path is one compiled `_step` that takes the next trajectory
 `[L, T, B, ...]` from a source and applies `update_step.update` (Eq. 2, Eq. 7
 or A2C). The Python `step()` around it only counts and converts the metrics.
 
-Two sources behind one interface:
+Sources behind one interface:
   * `RolloutSource`: acting in an in-graph environment (toy environments of
     Appendix A); the rollout runs inside the same compiled step as the update,
     so acting and learning cost one call.
@@ -15,6 +15,8 @@ Two sources behind one interface:
     streamed from Reverb (Atari). The batch is pulled in Python and passed to
     the compiled step: a dataset iterator's `get_next` cannot be compiled by
     XLA.
+  * `host_rollout.HostRolloutSource`: acting with the current theta in games
+    stepped in Python (MinAtar), in `pull`, before the compiled update.
 """
 
 import abc
@@ -34,17 +36,23 @@ from lpg_tf.rules import base as rule_base
 class TrajectorySource(abc.ABC):
   """Where the learner's trajectories come from.
 
-  `pull()` runs in Python before each compiled step (reading a dataset, say);
-  `trajectory()` runs inside it, with theta and the source's own state (an
-  actor's environments), and returns the `[L, T, B, ...]` trajectory.
+  `pull(params)` runs in Python before each compiled step, with the current
+  theta (reading a dataset, or acting in Python-stepped games); `trajectory()`
+  runs inside it, with theta and the source's own state (an actor's
+  environments), and returns the `[L, T, B, ...]` trajectory.
   """
 
   def initial_state(self) -> Any:
     """The state `trajectory` carries from one step to the next."""
     return ()
 
-  def pull(self) -> Any:
-    """Host-side input of the next step, a nest of tensors (or ())."""
+  def pull(self, params: Any) -> Any:
+    """Host-side input of the next step, a nest of tensors (or ()).
+
+    Args:
+      params: the current theta, `[L, ...]` tensors (the step's input).
+    """
+    del params
     return ()
 
   @abc.abstractmethod
@@ -98,7 +106,8 @@ class IteratorSource(TrajectorySource):
   def __init__(self, iterator: Iterator[types.Trajectory]):
     self._iterator = iterator
 
-  def pull(self) -> types.Trajectory:
+  def pull(self, params: Any) -> types.Trajectory:
+    del params
     return next(self._iterator)
 
   def trajectory(self, apply_fn, params, state, pulled):
@@ -171,7 +180,7 @@ class Learner:
     """
     self._params, self._opt_state, self._source_state, metrics = (
         self._compiled_step(self._params, self._opt_state, self._source_state,
-                            self._source.pull()))
+                            self._source.pull(self._params)))
     self._num_updates += 1
     return {name: value.numpy() for name, value in metrics.items()}
 

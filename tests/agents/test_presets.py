@@ -83,6 +83,23 @@ class PresetsTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(agent.torso, torsos.atari())
     self.assertEqual(agent.params["dense_0/w"].shape, [1, 7 * 7 * 64, 512])
 
+  def test_minatar_agent_is_minatars_network(self):
+    """Young & Tian (2019): conv 16 x 3 x 3 stride 1 (no padding), dense 128."""
+    minatar = presets.MINATAR
+    self.assertEqual(minatar.torso.notation, "C(16)-D(128)")
+    self.assertEqual(minatar.torso.padding, "VALID")
+    self.assertEqual((minatar.optimiser, minatar.discount,
+                      minatar.trajectory_length), ("adam", 0.99, 20))
+    spec = base.EnvSpec("minatar/breakout", (10, 10, 4), tf.float32, 3, None,
+                        10_000, None)
+    agent = presets.build_agent(spec, num_lifetimes=2, seed=0,
+                                prediction_size=6, torso=minatar.torso)
+    self.assertEqual(agent.params["conv_0/w"].shape, [2, 3, 3, 4, 16])
+    self.assertEqual(agent.params["dense_0/w"].shape, [2, 8 * 8 * 16, 128])
+    output = agent(tf.zeros([2, 5, 10, 10, 4]))
+    self.assertEqual(output.policy_logits.shape, [2, 5, 3])
+    self.assertEqual(output.prediction_logits.shape, [2, 5, 6])
+
 
 if __name__ == "__main__":
   absltest.main()

@@ -106,6 +106,62 @@ class ExportedRuleTest(parameterized.TestCase):
                                self.create_tempdir().full_path, steps=10, seeds=1)
 
 
+class MinAtarTest(parameterized.TestCase):
+  """--env=minatar/<game>: checked names, curves for A2C and an exported rule."""
+
+  @parameterized.parameters("minatar/pong", "minatar/Breakout", "minatar/")
+  def test_unknown_game_lists_the_valid_ones(self, name):
+    workdir = os.path.join(self.create_tempdir().full_path, "run")
+    with self.assertRaisesRegex(
+        errors.ConfigError, "valid: minatar/asterix, minatar/breakout, "
+        "minatar/freeway, minatar/seaquest, minatar/space_invaders"):
+      train_agent.train_agents(name, "a2c", workdir, steps=10, seeds=1)
+    self.assertFalse(os.path.exists(workdir))
+
+  @parameterized.parameters(("action_space", "move"), ("num_actors", 2))
+  def test_flags_of_other_suites_are_refused(self, flag, value):
+    with self.assertRaisesRegex(errors.ConfigError, f"--{flag} does not apply"):
+      train_agent.train_agents("minatar/breakout", "a2c",
+                               self.create_tempdir().full_path, steps=10,
+                               seeds=1, **{flag: value})
+
+  def test_toy_env_error_names_the_minatar_games(self):
+    with self.assertRaisesRegex(errors.ConfigError,
+                                r"minatar/<game> \(asterix, breakout"):
+      train_agent.train_agents("tabular/huge", "a2c",
+                               self.create_tempdir().full_path, steps=10, seeds=1)
+
+  def test_a2c_writes_curves(self):
+    workdir = os.path.join(self.create_tempdir().full_path, "run")
+    result = train_agent.train_agents(
+        "minatar/breakout", "a2c", workdir, steps=160, seeds=2, num_envs=4,
+        unroll_length=20, log_every=1, jit_compile=False)
+    with open(os.path.join(workdir, "curve.csv")) as f:
+      rows = list(csv.DictReader(f))
+    self.assertEqual([(r["seed"], r["env_steps"]) for r in rows],
+                     [("0", "80"), ("1", "80"), ("0", "160"), ("1", "160")])
+    self.assertTrue(os.path.exists(os.path.join(workdir, "curve.png")))
+    self.assertTrue(os.listdir(os.path.join(workdir, "tb")))
+    self.assertEqual(result.final_returns.shape, (2,))
+    self.assertEqual(result.env_steps, 160)
+    self.assertTrue(np.isfinite(result.random_return))
+    self.assertGreater(result.env_steps_per_s, 0)
+
+  def test_trains_with_an_exported_lpg_rule(self):
+    from lpg_tf import export  # pylint: disable=g-import-not-at-top
+    from lpg_tf.rules import lpg  # pylint: disable=g-import-not-at-top
+    rule_dir = os.path.join(self.create_tempdir().full_path, "rule")
+    export.export_rule(lpg.LPG(hidden_size=8, prediction_size=6), rule_dir)
+    workdir = os.path.join(self.create_tempdir().full_path, "run")
+    result = train_agent.train_agents(
+        "minatar/breakout", rule_dir, workdir, steps=160, seeds=2, num_envs=4,
+        log_every=1, jit_compile=False)
+    with open(os.path.join(workdir, "curve.csv")) as f:
+      self.assertLen(list(csv.DictReader(f)), 4)
+    self.assertEqual(result.final_returns.shape, (2,))
+    self.assertTrue(np.isfinite(result.random_return))
+
+
 class LauncherRunTest(parameterized.TestCase):
 
   @pytest.mark.slow
