@@ -43,6 +43,7 @@ class GridModel(NamedTuple):
   Attributes:
     height, width: the grid's H and W.
     object_cells: `[M]` int, each object's cell (the instance).
+    object_rewards: `[M]` float64, each object's reward r.
     next_cell: `[S, A]` int, the agent's cell after action a in state s.
     collected: `[S, A]` int, the object the transition collects, or NO_OBJECT.
     reward: `[S, A]` float64, R(s, a).
@@ -54,6 +55,7 @@ class GridModel(NamedTuple):
   height: int
   width: int
   object_cells: np.ndarray
+  object_rewards: np.ndarray
   next_cell: np.ndarray
   collected: np.ndarray
   reward: np.ndarray
@@ -201,6 +203,7 @@ def tabular_model(env: grid_world.TabularGridWorld,
   hit = collected >= 0
   return GridModel(
       height=grid.height, width=grid.width, object_cells=cells,
+      object_rewards=reward,
       next_cell=next_cell[cell],
       collected=collected,
       reward=np.where(hit, reward[collected], 0.0),
