@@ -14,9 +14,6 @@ import numpy as np
 
 CORRELATION_THRESHOLD = 0.5  # |r| above which a component "tracks" V.
 HELD_OUT_FRACTION = 0.5  # of the states, left out of the regression's fit.
-# L2 penalty of the regression on (per-state mean) squared error; small next
-# to the variance of a component of y that carries information (y in [0, 1]).
-RIDGE = 1e-3
 
 
 class PredictionStatistics(NamedTuple):
@@ -31,8 +28,9 @@ class PredictionStatistics(NamedTuple):
     best_component: the k attaining it.
     num_correlated_components: how many components have |r| above
       CORRELATION_THRESHOLD.
-    held_out_r2: R^2 on the held-out states of the linear (ridge) regression
-      of V on y, with intercept, fitted on the others (`held_out_r2`).
+    held_out_r2: R^2 on the held-out states of the least-squares linear
+      regression of V on y, with intercept, fitted on the others
+      (`held_out_r2`).
   """
   entropy: float
   spread: float
@@ -79,27 +77,27 @@ def correlations(features: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.where(varies, x.T @ t / norm, 0.0)
 
 
-def held_out_r2(features: np.ndarray, target: np.ndarray, fit: np.ndarray,
-                ridge: float = RIDGE) -> float:
-  """R^2 on the states `~fit` of the ridge regression target ~ features @ w + b
-  fitted on the states `fit`.
+def held_out_r2(features: np.ndarray, target: np.ndarray,
+                fit: np.ndarray) -> float:
+  """R^2 on the states `~fit` of the least-squares fit target ~ features @ w + b
+  on the states `fit`.
 
-  Minimises mean_fit (features @ w + b - target)^2 + ridge ||w||^2 (b is not
-  penalised). The small penalty keeps the fit finite where a feature barely
-  varies on the fitted states, as a component of y does when the states of a
-  value range all fell in the held-out half. R^2 = 1 - SSE / SST, SST around
-  the held-out mean, so a constant prediction scores at most 0. NaN where a
-  feature or the target is not finite (a diverged estimate), or with fewer
-  than 2 states on either side.
+  1 - SSE / SST with SST around the held-out mean, so a constant prediction
+  scores at most 0. Least squares does not care about the features' scale: a
+  component of y that varies by 1e-4 counts as much as one that varies by
+  0.5 (`PredictionStatistics.spread` tells them apart). y's components sum
+  to 1, so they are collinear; the minimum-norm solution serves (the
+  prediction is the same for every solution). NaN where a feature or the
+  target is not finite (a diverged estimate), where the fit has no more
+  states than parameters, or fewer than 2 states are held out.
   """
   if not (np.all(np.isfinite(features)) and np.all(np.isfinite(target))):
     return float("nan")
-  if fit.sum() < 2 or (~fit).sum() < 2:
+  if fit.sum() <= features.shape[1] + 1 or (~fit).sum() < 2:
     return float("nan")
   x_mean, t_mean = features[fit].mean(axis=0), target[fit].mean()
-  x = features[fit] - x_mean
-  gram = x.T @ x / len(x) + ridge * np.eye(features.shape[1])
-  weights = np.linalg.solve(gram, x.T @ (target[fit] - t_mean) / len(x))
+  weights, *_ = np.linalg.lstsq(features[fit] - x_mean, target[fit] - t_mean,
+                                rcond=None)
   prediction = (features[~fit] - x_mean) @ weights + t_mean
   test = target[~fit]
   total = np.sum((test - test.mean())**2)
