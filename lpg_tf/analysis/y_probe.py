@@ -4,8 +4,8 @@
 analogous to policy evaluation." For one tabular grid world instance and fixed
 policies (uniform random, and a near-optimal softmax of Q*), an update rule
 trains a tabular agent's y(s) from scratch by Eq. 2 while pi stays as given;
-then y(s) of every state visited is compared with the policy's true value
-V^pi(s) (`grid_values`) by `value_regression`'s statistics.
+then y(s) of every state visited often enough is compared with the policy's
+true value V^pi(s) (`grid_values`) by `value_regression`'s statistics.
 
 How only y moves: `PolicyEvaluationAgent` is the tabular agent of Table 3 whose
 policy columns are a constant, not a parameter. Its parameters are the y and
@@ -17,7 +17,9 @@ moves y exactly as in a full agent, whose table rows are independent.
 Two references make the numbers mean something, on the same data (the policy is
 fixed and the seeds are shared, so every run sees the same trajectories):
   * the same probe with a freshly initialised LPG of the same sizes: what y
-    looks like when the rule has learned nothing;
+    looks like when the rule has learned nothing. Not a blank: its random
+    backward LSTM sums future rewards into y_hat, so y varies a little with
+    the value, and least squares can decode that however small it is;
   * a TD(lambda) value learner (A2C's critic with the policy held fixed,
     `rules.a2c`), whose scalar head estimates V^pi: what a value learner
     reaches with this much data.
@@ -103,7 +105,7 @@ class PolicyEvaluationAgent:
       variable.assign(params[key])
 
 
-class _VisitCountingSource(learner_lib.RolloutSource):
+class VisitCountingSource(learner_lib.RolloutSource):
   """A rollout source that also counts, per lifetime, how often each state is
   s_t of a trajectory (t < T: the steps whose y the update trains)."""
 
@@ -114,7 +116,7 @@ class _VisitCountingSource(learner_lib.RolloutSource):
     self._shape = [num_lifetimes, env.spec.num_states]
 
   def initial_state(self):
-    return super().initial_state(), tf.zeros(self._shape, tf.float32)
+    return super().initial_state(), tf.zeros(self._shape, tf.int32)
 
   def trajectory(self, apply_fn, params, state, pulled):
     actor_state, visits = state
@@ -124,7 +126,7 @@ class _VisitCountingSource(learner_lib.RolloutSource):
     lifetime = tf.range(self._shape[0])[:, None, None]
     index = tf.reshape(lifetime * self._shape[1] + states, [-1])
     counts = tf.math.unsorted_segment_sum(
-        tf.ones_like(index, tf.float32), index, self._shape[0] * self._shape[1])
+        tf.ones_like(index), index, self._shape[0] * self._shape[1])
     return trajectory, (actor_state, visits + tf.reshape(counts, self._shape))
 
 
@@ -166,11 +168,15 @@ def evaluate_policies(rule: rule_base.UpdateRule, env: envs.Environment,
       seed and one policy see the same trajectories whatever the rule.
     jit_compile: compile the update with XLA.
   """
+  expected = (env.spec.num_states, env.spec.num_actions)
+  if policies.ndim != 3 or policies.shape[1:] != expected:
+    raise ValueError(f"policies must be [L, S, A] with [S, A] = "
+                     f"{list(expected)}, got {list(policies.shape)}")
   num_lifetimes = policies.shape[0]
   agent = PolicyEvaluationAgent(env.spec, policies, prediction_size, seed)
   instances = tf.constant(np.tile(np.asarray(instance, np.int32),
                                   [num_lifetimes, 1]))
-  source = _VisitCountingSource(env, num_lifetimes, num_envs, unroll_length,
+  source = VisitCountingSource(env, num_lifetimes, num_envs, unroll_length,
                                 seed, instances)
   learner = learner_lib.Learner(
       agent, rule, optimizers.SGD,

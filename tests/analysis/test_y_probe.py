@@ -103,7 +103,7 @@ class YProbeTest(absltest.TestCase):
     states = tf.constant(np.tile(np.arange(model.num_states, dtype=np.int32),
                                  [2, 1]))
     before = agent.apply(agent.params, states)
-    evaluation_source = y_probe._VisitCountingSource(  # pylint: disable=protected-access
+    evaluation_source = y_probe.VisitCountingSource(
         env, 2, 8, 5, seed=1, instances=tf.constant([INSTANCE] * 2))
     learner = learner_lib.Learner(
         agent, small_lpg(), optimizers.SGD,
