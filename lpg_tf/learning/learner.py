@@ -65,7 +65,8 @@ class RolloutSource(TrajectorySource):
   """T steps of pi_theta in B in-graph environments per lifetime."""
 
   def __init__(self, env: env_base.Environment, num_lifetimes: int,
-               num_envs: int, unroll_length: int, seed: int):
+               num_envs: int, unroll_length: int, seed: int,
+               instances: Any = None):
     """Samples every lifetime's environment instance and resets them.
 
     Args:
@@ -74,6 +75,10 @@ class RolloutSource(TrajectorySource):
       num_envs: B, environments per lifetime (64 in the paper).
       unroll_length: T, steps per update (20 in the paper).
       seed: integer seed of instances, episodes and actions.
+      instances: the lifetimes' instances, a nest of `[L, ...]` tensors like
+        `env.sample_instances` returns (an analysis of one given grid, say);
+        None draws them from `seed`. Episodes and actions come from `seed`
+        either way.
     """
     self._env = env
     self._num_lifetimes = num_lifetimes
@@ -81,9 +86,10 @@ class RolloutSource(TrajectorySource):
     self._unroll_length = unroll_length
     instance_seed, self._actor_seed = tf.unstack(rollout.split_seed(
         tf.constant([seed, 0], tf.int32)))
+    if instances is None:
+      instances = env.sample_instances(instance_seed, num_lifetimes)
     self._instances = tf.nest.map_structure(
-        lambda x: tf.repeat(x, num_envs, axis=0),
-        env.sample_instances(instance_seed, num_lifetimes))
+        lambda x: tf.repeat(x, num_envs, axis=0), instances)
 
   @property
   def env_steps_per_update(self) -> int:
@@ -155,6 +161,12 @@ class Learner:
   def params(self) -> Any:
     """Current theta, `[L, ...]` tensors."""
     return self._params
+
+  @property
+  def source_state(self) -> Any:
+    """The trajectory source's state after the latest step (for a rollout,
+    where acting left off)."""
+    return self._source_state
 
   def _step(self, params, opt_state, source_state, pulled):
     trajectory, source_state = self._source.trajectory(

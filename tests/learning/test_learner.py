@@ -117,6 +117,17 @@ class RolloutSourceTest(parameterized.TestCase):
     for name, value in learner.params.items():
       np.testing.assert_array_equal(agent_params[name].numpy(), value.numpy())
 
+  def test_given_instances_replace_the_drawn_ones(self):
+    env = envs.make("tabular/sparse")
+    instances = tf.constant([[0, 1], [5, 7]], tf.int32)
+    source = learner_lib.RolloutSource(env, 2, 3, 4, seed=0,
+                                       instances=instances)
+    np.testing.assert_array_equal(source.initial_state().env_state.instance,
+                                  [[0, 1]] * 3 + [[5, 7]] * 3)
+    drawn = learner_lib.RolloutSource(env, 2, 3, 4, seed=0)
+    self.assertFalse(np.array_equal(drawn.initial_state().env_state.instance,
+                                    source.initial_state().env_state.instance))
+
 
 def synthetic_trajectories(spec, num_batches, num_steps, batch, seed=0):
   """`[num_batches, 1, T, B]` tabular trajectories with random episode ends."""
