@@ -19,6 +19,13 @@ INSTALL_REQUIRES = [
     "absl-py>=1.4",
     "ml_collections>=0.1.1",
     "matplotlib>=3.7",
+    # Every export writes rule.onnx (tf2onnx) and checks it with onnxruntime.
+    # tf2onnx 1.16 pins protobuf 3.20, below what the stack runs; 1.17 keeps
+    # TensorFlow's protobuf 4 and supports TF 2.13-2.15. onnx 1.19 and later
+    # need ml_dtypes >= 0.5 (TF 2.15 pins 0.3) and, from 1.23, protobuf 6.
+    "tf2onnx==1.17.*",
+    "onnx==1.18.*",
+    "onnxruntime==1.32.*",
 ]
 
 EXTRAS_REQUIRE = {

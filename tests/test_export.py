@@ -11,7 +11,9 @@ from unittest import mock
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
+import onnxruntime
 import tensorflow as tf
+import tf2onnx
 
 from lpg_tf import errors
 from lpg_tf import export
@@ -48,6 +50,14 @@ def make_inputs(seed=0, t=T, n=N, m=M):
               discount=discount, gamma=np.full((t, n), 0.95, np.float32),
               pi_a=rng.uniform(0.1, 1.0, size=(t, n)).astype(np.float32),
               y=y, y_next=y_next)
+
+
+def with_terminals(inputs, seed=0, rate=0.3):
+  """`inputs` with discount 0 at a random `rate` of its steps."""
+  rng = np.random.default_rng(seed)
+  shape = inputs["discount"].shape
+  return dict(inputs, discount=(rng.uniform(size=shape) >= rate).astype(
+      np.float32))
 
 
 def rule_inputs(arrays):
@@ -177,6 +187,12 @@ class ExportTest(parameterized.TestCase):
     replaced = saved_model.SavedModelRule(path)(rule_inputs(self.inputs))
     self.assert_matches_rule(replaced.pi_hat, replaced.y_hat,
                              other(rule_inputs(self.inputs)))
+    # The second export of an architecture reuses its converted graph.
+    onnx_rule = onnxruntime.InferenceSession(
+        os.path.join(path, saved_model.ONNX_PATH),
+        providers=["CPUExecutionProvider"])
+    self.assert_matches_rule(*onnx_rule.run(["pi_hat", "y_hat"], self.inputs),
+                             other(rule_inputs(self.inputs)))
     with mock.patch.object(tf.saved_model, "save",
                            side_effect=RuntimeError("crash")):
       with self.assertRaisesRegex(RuntimeError, "crash"):
@@ -194,6 +210,85 @@ class ExportTest(parameterized.TestCase):
     finally:
       os.umask(umask)
     self.assertEqual(os.stat(path).st_mode & 0o777, 0o755)
+
+  def test_onnx_equals_saved_model(self):
+    session = onnxruntime.InferenceSession(
+        os.path.join(self.path, saved_model.ONNX_PATH),
+        providers=["CPUExecutionProvider"])
+    serve = tf.saved_model.load(self.path).signatures["serving_default"]
+    for t, n in ((5, 3), (12, 1), (1, 7), (30, 16)):
+      with self.subTest(t=t, n=n):
+        inputs = with_terminals(make_inputs(seed=t, t=t, n=n), seed=t)
+        self.assertIn(0.0, inputs["discount"])
+        expected = serve(**{k: tf.constant(v) for k, v in inputs.items()})
+        pi_hat, y_hat = session.run(["pi_hat", "y_hat"], inputs)
+        # Float32 rounding between two runtimes: ~1e-7 here.
+        np.testing.assert_allclose(pi_hat, expected["pi_hat"], rtol=0,
+                                   atol=1e-5)
+        np.testing.assert_allclose(y_hat, expected["y_hat"], rtol=0, atol=1e-5)
+
+  def test_onnx_names_and_free_axes(self):
+    session = onnxruntime.InferenceSession(
+        os.path.join(self.path, saved_model.ONNX_PATH),
+        providers=["CPUExecutionProvider"])
+    self.assertEqual(
+        {(i.name, i.type, tuple(i.shape)) for i in session.get_inputs()},
+        {(name, "tensor(float)",
+          ("T", "B", M) if name.startswith("y") else ("T", "B"))
+         for name in INPUT_NAMES})
+    self.assertEqual(
+        {(o.name, o.type, tuple(o.shape)) for o in session.get_outputs()},
+        {("pi_hat", "tensor(float)", ("T", "B")),
+         ("y_hat", "tensor(float)", ("T", "B", M))})
+
+  def test_an_export_without_onnx_still_loads(self):
+    older = os.path.join(self.create_tempdir().full_path, "rule")
+    shutil.copytree(self.path, older)
+    os.remove(os.path.join(older, saved_model.ONNX_PATH))
+    out = saved_model.SavedModelRule(older)(rule_inputs(self.inputs))
+    self.assert_matches_rule(out.pi_hat, out.y_hat)
+    fresh = lpg.LPG(hidden_size=H, prediction_size=M)
+    export.load_rule_into(fresh, older)
+    out = fresh(rule_inputs(self.inputs))
+    self.assert_matches_rule(out.pi_hat, out.y_hat)
+
+  def assert_failed_onnx_export_keeps_the_old_rule(self, message):
+    root = self.create_tempdir().full_path
+    path = os.path.join(root, "rule")
+    shutil.copytree(self.path, path)
+    with open(os.path.join(path, saved_model.ONNX_PATH), "rb") as f:
+      old_onnx = f.read()
+    # An empty cache of converted graphs: as in a process's first export.
+    with mock.patch.dict(export._ONNX_GRAPHS, clear=True):  # pylint: disable=protected-access
+      with self.assertRaisesRegex(export.ExportError, message):
+        export.export_rule(lpg.LPG(hidden_size=H, prediction_size=M), path)
+    self.assertEqual(os.listdir(root), ["rule"])
+    with open(os.path.join(path, saved_model.ONNX_PATH), "rb") as f:
+      self.assertEqual(f.read(), old_onnx)
+    kept = saved_model.SavedModelRule(path)(rule_inputs(self.inputs))
+    self.assert_matches_rule(kept.pi_hat, kept.y_hat)
+
+  def test_a_failed_onnx_conversion_keeps_the_old_rule(self):
+    with mock.patch.object(tf2onnx.convert, "from_function",
+                           side_effect=ValueError("op Foo is not supported")):
+      self.assert_failed_onnx_export_keeps_the_old_rule(
+          "tf2onnx .* cannot convert the rule to ONNX opset 15: ValueError: "
+          "op Foo is not supported")
+
+  def test_an_onnx_graph_with_other_targets_is_refused(self):
+    convert = tf2onnx.convert.from_function
+
+    def convert_another_function(function, input_signature, **kwargs):
+      del function
+      wrong = tf.function(
+          lambda reward, discount, gamma, pi_a, y, y_next, weights: {
+              "pi_hat": reward, "y_hat": y}, input_signature=input_signature)
+      return convert(wrong, input_signature=input_signature, **kwargs)
+
+    with mock.patch.object(tf2onnx.convert, "from_function",
+                           convert_another_function):
+      self.assert_failed_onnx_export_keeps_the_old_rule(
+          "ONNX graph gives other pi_hat than the rule")
 
   def test_missing_directory(self):
     missing = os.path.join(self.root, "missing")

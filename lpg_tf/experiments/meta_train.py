@@ -3,8 +3,9 @@
 Work directory layout:
   DIR/config.json     the run's config (a continued run must match it)
   DIR/checkpoints/    tf.train.Checkpoint of the whole training state
-  DIR/rule/           the exported rule (SavedModel, `serving_default`), always
-                      the newest checkpoint's eta once a run starts or stops
+  DIR/rule/           the exported rule (SavedModel, `serving_default`, and
+                      rule.onnx), always the newest checkpoint's eta once a
+                      run starts or stops
   DIR/tb/             TensorBoard summaries
   DIR/.lock           held by the running trainer (its pid inside)
 
@@ -25,7 +26,9 @@ raises `errors.ConfigError` before anything is written. While it runs:
     consecutive non-finite meta-gradients stop the run; both raise
     `run_directory.RunError` naming the last good checkpoint;
   * a full disk raises `run_directory.RunError` (which path, how much space);
-    the previous checkpoint stays intact.
+    the previous checkpoint stays intact;
+  * an export whose ONNX conversion fails (`export.ExportError`) raises
+    `run_directory.RunError`; the checkpoints and the previous rule/ are intact.
 """
 
 import fnmatch
@@ -377,11 +380,16 @@ def _needed_bytes(previous: Iterable[str], variables: Iterable[tf.Variable]) -> 
 
 
 def _export(meta_trainer: trainer_lib.MetaTrainer, workdir: str) -> None:
-  """Exports the rule to DIR/rule; a full disk raises RunError."""
+  """Exports the rule to DIR/rule; a full disk or a failed export raises RunError."""
   rule_dir = os.path.join(workdir, RULE_DIR)
-  with run_directory.out_of_space_errors(
-      rule_dir, _needed_bytes([rule_dir], meta_trainer.rule.variables)):
-    export.export_rule(meta_trainer.rule, rule_dir)
+  try:
+    with run_directory.out_of_space_errors(
+        rule_dir, _needed_bytes([rule_dir], meta_trainer.rule.variables)):
+      export.export_rule(meta_trainer.rule, rule_dir)
+  except export.ExportError as e:
+    raise run_directory.RunError(
+        f"Cannot export the rule to {rule_dir}: {e} The checkpoints are intact "
+        f"and {rule_dir} is as it was; stopping.") from e
 
 
 def save(manager: tf.train.CheckpointManager, meta_trainer: trainer_lib.MetaTrainer,

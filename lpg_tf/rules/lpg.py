@@ -106,12 +106,16 @@ class LPG(snt.Module, base.UpdateRule):
     """Eq. 2; Eq. 7 (f(s) subtracted, 1/2 (f - pi_hat)^2) with the baseline."""
     return self._loss_config
 
-  def __call__(self, inputs: types.RuleInputs) -> types.RuleOutput:
+  def __call__(self, inputs: types.RuleInputs,
+               portable: bool = False) -> types.RuleOutput:
     """Targets for a trajectory (Section 3.1).
 
     Args:
       inputs: `reward`, `discount`, `gamma`, `pi_a` `[T, N]` and `y`, `y_next`
         `[T, N, m]`; `baseline` is not read.
+      portable: the same targets from plain TensorFlow ops, for graphs that are
+        converted to other formats (ONNX) rather than meta-trained: the LSTM
+        without its hand-written gradient (`lstm_backward.backward_lstm`).
 
     Returns:
       `pi_hat` `[T, N]`, `y_hat` `[T, N, m]` on the simplex, its logits
@@ -130,7 +134,8 @@ class LPG(snt.Module, base.UpdateRule):
     self._create_heads()
     w_out = tf.concat([self._pi_head.w, self._y_head.w], axis=1)
     b_out = tf.concat([self._pi_head.b, self._y_head.b], axis=0)
-    outputs = self._core(x, inputs.discount, w_out, b_out)  # [T, N, 1 + m]
+    outputs = self._core(x, inputs.discount, w_out, b_out,
+                         portable=portable)  # [T, N, 1 + m]
     pi_hat = outputs[..., 0]
     y_hat_logits = outputs[..., 1:]
     return types.RuleOutput(

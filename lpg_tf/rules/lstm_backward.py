@@ -16,6 +16,11 @@ matmul h @ W_h and elementwise work; the input projection x @ W_x (forward) and 
 weight and input gradients (backward) are single large matmuls over all T * N
 steps. The gradient is built from differentiable ops, so higher-order derivatives
 still work.
+
+`portable=True` computes the same values from plain ops only (a forward scan over
+the time-reversed steps, TensorFlow's own gradient), for graphs that leave
+TensorFlow: tf2onnx 1.17 writes a reverse scan's outputs in the order it visits
+the steps, i.e. reversed in time, and gives wrong targets for T > 1.
 """
 
 from typing import Tuple
@@ -65,10 +70,14 @@ class BackwardLSTM(snt.Module):
       self._initialize(input_size)
 
   def __call__(self, x: tf.Tensor, discount: tf.Tensor, w_out: tf.Tensor,
-               b_out: tf.Tensor) -> tf.Tensor:
-    """`[T, N, I]` inputs and `[T, N]` d_t -> `[T, N, K]` read-outs h @ w_out + b_out."""
+               b_out: tf.Tensor, portable: bool = False) -> tf.Tensor:
+    """`[T, N, I]` inputs and `[T, N]` d_t -> `[T, N, K]` read-outs h @ w_out + b_out.
+
+    `portable`: see `backward_lstm`.
+    """
     self.create_variables(x.shape[-1])
-    return backward_lstm(x, discount, self.w_i, self.w_h, self.b, w_out, b_out)
+    return backward_lstm(x, discount, self.w_i, self.w_h, self.b, w_out, b_out,
+                         portable=portable)
 
 
 def _cell(pre_gates: tf.Tensor, cell_in: tf.Tensor) -> Tuple[tf.Tensor, ...]:
@@ -80,9 +89,23 @@ def _cell(pre_gates: tf.Tensor, cell_in: tf.Tensor) -> Tuple[tf.Tensor, ...]:
   return hidden, cell, i, f, g, o
 
 
+def _step(w_h: tf.Tensor):
+  """The scan step from t+1 to t: state (h_{t+1}, c_{t+1}, ...) and elements
+  (x_t @ W_x + b `[N, 4H]`, d_t `[N]`) -> (h_t, c_t, i_t, f_t, g_t, o_t)."""
+
+  def step(carry, elems):
+    hidden_next, cell_next = carry[0], carry[1]
+    gx_t, d_t = elems
+    hidden_in = hidden_next * d_t[:, None]
+    cell_in = cell_next * d_t[:, None]
+    return _cell(gx_t + tf.matmul(hidden_in, w_h), cell_in)
+
+  return step
+
+
 def backward_lstm(x: tf.Tensor, discount: tf.Tensor, w_x: tf.Tensor,
                   w_h: tf.Tensor, b: tf.Tensor, w_out: tf.Tensor,
-                  b_out: tf.Tensor) -> tf.Tensor:
+                  b_out: tf.Tensor, portable: bool = False) -> tf.Tensor:
   """Runs the LSTM from t = T-1 down to 0 with resets, then a linear read-out.
 
   Returns `h_t @ w_out + b_out`, `[T, N, K]`. The read-out lives inside the op so
@@ -97,8 +120,27 @@ def backward_lstm(x: tf.Tensor, discount: tf.Tensor, w_x: tf.Tensor,
     b: `[4H]` biases, forget bias included.
     w_out: `[H, K]` read-out weights (the identity gives h itself).
     b_out: `[K]` read-out biases.
+    portable: the same values from plain ops, differentiated by TensorFlow: a
+      forward scan over the steps in reverse order (no hand-written gradient, no
+      reverse scan), for graph converters such as tf2onnx.
   """
+  if portable:
+    return _portable_backward_lstm(x, discount, w_x, w_h, b, w_out, b_out)
   return _backward_lstm(x, discount, w_x, w_h, b, w_out, b_out)
+
+
+def _portable_backward_lstm(x, discount, w_x, w_h, b, w_out, b_out):
+  gates_x = tf.einsum("tni,ig->tng", x, w_x) + b
+  zeros = tf.zeros_like(gates_x[0])[:, :w_h.shape[0]]  # [N, H]
+  step = _step(w_h)
+  # Index 0 of the reversed sequences is step T-1: scanning them forwards runs
+  # the LSTM from t = T-1 down to 0.
+  hidden_reversed, _ = tf.scan(
+      lambda carry, elems: step(carry, elems)[:2],
+      (tf.reverse(gates_x, [0]), tf.reverse(discount, [0])),
+      initializer=(zeros, zeros))
+  hidden = tf.reverse(hidden_reversed, [0])
+  return tf.einsum("tnh,hk->tnk", hidden, w_out) + b_out
 
 
 @tf.custom_gradient
@@ -110,16 +152,8 @@ def _backward_lstm(x, discount, w_x, w_h, b, w_out, b_out):
   zero_gates = tf.zeros_like(gates_x[0])  # [N, 4H]
   zeros = zero_gates[:, :hidden_size]  # [N, H]
 
-  def forward(carry, elems):
-    hidden_next, cell_next = carry[0], carry[1]
-    gx_t, d_t = elems
-    hidden_in = hidden_next * d_t[:, None]
-    cell_in = cell_next * d_t[:, None]
-    hidden, cell, i, f, g, o = _cell(gx_t + tf.matmul(hidden_in, w_h), cell_in)
-    return hidden, cell, i, f, g, o
-
   initial = (zeros,) * 6
-  hidden, cell, i, f, g, o = tf.scan(forward, (gates_x, discount),
+  hidden, cell, i, f, g, o = tf.scan(_step(w_h), (gates_x, discount),
                                      initializer=initial, reverse=True)
   outputs = tf.einsum("tnh,hk->tnk", hidden, w_out) + b_out
 

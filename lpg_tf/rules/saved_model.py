@@ -8,7 +8,10 @@ is time-major with T and B free,
            y, y_next                       [T, B, m]  (y(s_t), y(s_{t+1}))
   outputs  pi_hat [T, B], y_hat [T, B, m]
 
-all float32, with the rule's configuration in `assets.extra/lpg_tf_rule.json`.
+all float32, with the rule's configuration in `assets.extra/lpg_tf_rule.json`
+and, next to the SavedModel, the same function as an ONNX graph in `rule.onnx`
+(same input and output names, T and B free) for onnxruntime without TensorFlow.
+Nothing here reads `rule.onnx`: exports written before it existed load as ever.
 The signature carries y_hat's probabilities, not its logits, so a loaded rule's
 `RuleOutput.y_hat_logits` is None and the agent's KL uses a floored log of y_hat
 (`rl_math.kl_divergence`); meta-testing does not differentiate through it.
@@ -31,6 +34,7 @@ FORMAT = "lpg_tf.rules.lpg.LPG"
 FORMAT_VERSION = 1
 METADATA_PATH = os.path.join("assets.extra", "lpg_tf_rule.json")
 SIGNATURE_KEY = "serving_default"
+ONNX_PATH = "rule.onnx"
 SCALAR_INPUTS = ("reward", "discount", "gamma", "pi_a")  # [T, B]
 VECTOR_INPUTS = ("y", "y_next")  # [T, B, m]
 OUTPUT_RANKS = {"pi_hat": 2, "y_hat": 3}

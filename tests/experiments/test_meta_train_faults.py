@@ -1,7 +1,7 @@
 """meta_train under faults: kills before the first checkpoint or during the last
-export, unreadable checkpoints, non-finite eta, signals, a full disk, a second
-trainer. The fast tests replace the meta-step by a counter (`fake_steps`); the
-slow ones run the launcher in real subprocesses."""
+export, unreadable checkpoints, non-finite eta, signals, a full disk, a failed
+ONNX conversion, a second trainer. The fast tests replace the meta-step by a
+counter (`fake_steps`); the slow ones run the launcher in real subprocesses."""
 
 import contextlib
 import os
@@ -199,6 +199,28 @@ class FullDiskTest(absltest.TestCase):
       meta_train.meta_train(tiny_config(num_meta_steps=4), workdir)
     self.assertTrue(latest(workdir).endswith("ckpt-4"))
     self.assertEqual(os.listdir(os.path.join(workdir, "checkpoints")).count("ckpt-4.index"), 1)
+
+
+@pytest.mark.slow
+class FailedExportTest(absltest.TestCase):
+  """A meta_train run (10-30 s here); export.ExportError itself is tested fast
+  in tests/test_export.py."""
+
+  def test_a_failed_onnx_export_is_one_line_and_keeps_the_checkpoint(self):
+    workdir = self.create_tempdir().full_path
+    with fake_steps(), mock.patch.dict(export._ONNX_GRAPHS, clear=True), \
+        mock.patch.object(export.tf2onnx.convert, "from_function",
+                          side_effect=ValueError("unsupported op")), \
+        self.assertRaisesRegex(
+            run_directory.RunError,
+            "Cannot export the rule to .*/rule: tf2onnx .* cannot convert the "
+            "rule to ONNX opset 15: ValueError: unsupported op The checkpoints "
+            "are intact"):
+      meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
+    self.assertTrue(latest(workdir).endswith("ckpt-2"))
+    # No rule/ yet; a resumed run exports it (test_a_lost_final_export_...).
+    self.assertEqual(sorted(os.listdir(workdir)),
+                     [".lock", "checkpoints", "config.json", "tb"])
 
 
 def launch(workdir, *flags):

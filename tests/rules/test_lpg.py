@@ -120,6 +120,18 @@ class LPGTest(parameterized.TestCase):
     np.testing.assert_allclose(out.pi_hat.numpy(), pi_hat, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out.y_hat.numpy(), y_hat, rtol=1e-4, atol=1e-6)
 
+  def test_portable_matches_reference(self):
+    discount = np.ones([T, N], np.float32)
+    discount[1, 2] = discount[3, 0] = 0.0
+    inputs = make_inputs(seed=2, discount=discount)
+    out = self.rule(inputs, portable=True)
+    pi_hat, y_hat = reference_forward(self.rule, inputs)
+    np.testing.assert_allclose(out.pi_hat.numpy(), pi_hat, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out.y_hat.numpy(), y_hat, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out.y_hat_logits.numpy(),
+                               self.rule(inputs).y_hat_logits.numpy(),
+                               rtol=1e-5, atol=1e-6)
+
   def test_shapes_and_simplex(self):
     out = self.rule(make_inputs())
     self.assertEqual(out.pi_hat.shape, (T, N))

@@ -100,6 +100,25 @@ class BackwardLstmTest(absltest.TestCase):
                                  tf.convert_to_tensor(b).numpy(),
                                  rtol=1e-10, atol=1e-12)
 
+  def test_portable_matches_reference_with_its_gradients(self):
+    rng = np.random.default_rng(4)
+    w_out = tf.constant(rng.normal(size=(H, 2)))
+    b_out = tf.constant(rng.normal(size=(2,)))
+    probe = tf.constant(rng.normal(size=(T, N, 2)))
+    results = []
+    for portable in (False, True):
+      with tf.GradientTape() as tape:
+        tape.watch([self.x, self.discount, w_out, b_out])
+        out = lstm_backward.backward_lstm(self.x, self.discount, *self.weights,
+                                          w_out, b_out, portable=portable)
+        loss = tf.reduce_sum(out * probe)
+      results.append([out] + tape.gradient(
+          loss, [self.x, self.discount, w_out, b_out, *self.weights]))
+    for a, b in zip(*results):
+      np.testing.assert_allclose(tf.convert_to_tensor(b).numpy(),
+                                 tf.convert_to_tensor(a).numpy(),
+                                 rtol=1e-10, atol=1e-12)
+
   def test_weights_are_named_and_initialised_as_sonnets(self):
     self.assertEqual(sorted(v.name for v in self.module.variables),
                      ["lstm/b:0", "lstm/w_h:0", "lstm/w_i:0"])
