@@ -18,7 +18,7 @@ Two sources behind one interface:
 """
 
 import abc
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Iterator, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -57,25 +57,22 @@ class RolloutSource(TrajectorySource):
   """T steps of pi_theta in B in-graph environments per lifetime."""
 
   def __init__(self, env: env_base.Environment, num_lifetimes: int,
-               num_envs: int, unroll_length: int, seed: int):
-    """Samples every lifetime's environment instance and resets them.
+               num_envs: int, unroll_length: int,
+               seed: Union[int, Sequence[int]]):
+    """A source whose `initial_state` draws its lifetimes from `seed`.
 
     Args:
       env: the environment (one group); lifetime l gets its own instance.
       num_lifetimes: L.
       num_envs: B, environments per lifetime (64 in the paper).
       unroll_length: T, steps per update (20 in the paper).
-      seed: integer seed of instances, episodes and actions.
+      seed: seed of instances, episodes and actions (see `fresh_state`).
     """
     self._env = env
     self._num_lifetimes = num_lifetimes
     self._num_envs = num_envs
     self._unroll_length = unroll_length
-    instance_seed, self._actor_seed = tf.unstack(rollout.split_seed(
-        tf.constant([seed, 0], tf.int32)))
-    self._instances = tf.nest.map_structure(
-        lambda x: tf.repeat(x, num_envs, axis=0),
-        env.sample_instances(instance_seed, num_lifetimes))
+    self._seed = seed
 
   @property
   def env_steps_per_update(self) -> int:
@@ -83,13 +80,30 @@ class RolloutSource(TrajectorySource):
     return self._num_envs * self._unroll_length
 
   def initial_state(self) -> rollout.ActorState:
-    return rollout.initial_actor_state(self._env, self._instances,
-                                       self._actor_seed)
+    return self.fresh_state(self._seed)
+
+  def fresh_state(self, seed: Union[int, Sequence[int]]) -> rollout.ActorState:
+    """The acting state of new lifetimes: instances and episodes from `seed`.
+
+    Args:
+      seed: an int `s` (the stateless key `[s, 0]`) or a `[2]` key.
+    """
+    instance_seed, actor_seed = tf.unstack(rollout.split_seed(seed_key(seed)))
+    instances = tf.nest.map_structure(
+        lambda x: tf.repeat(x, self._num_envs, axis=0),
+        self._env.sample_instances(instance_seed, self._num_lifetimes))
+    return rollout.initial_actor_state(self._env, instances, actor_seed)
 
   def trajectory(self, apply_fn, params, state, pulled):
     del pulled
     return rollout.unroll(apply_fn, params, self._env, state,
                           self._unroll_length, self._num_lifetimes)
+
+
+def seed_key(seed: Union[int, Sequence[int]]) -> tf.Tensor:
+  """The `[2]` int32 stateless key of a seed: `[s, 0]` for an int `s`."""
+  key = tf.convert_to_tensor(seed, tf.int32)
+  return tf.stack([key, 0]) if key.shape.rank == 0 else key
 
 
 class IteratorSource(TrajectorySource):
@@ -107,7 +121,12 @@ class IteratorSource(TrajectorySource):
 
 
 class Learner:
-  """Owns theta and optimiser state of L lifetimes; one update per `step()`."""
+  """Owns theta and optimiser state of L lifetimes; one update per `step()`.
+
+  `restart` begins new lifetimes (theta, optimiser state, hyperparameters,
+  acting state) on the same compiled step: theta and the hyperparameters are
+  arguments of the step, not constants in it, so nothing is traced again.
+  """
 
   def __init__(self, agent: Any, rule: rule_base.UpdateRule, optimiser: str,
                learning_rate: np.ndarray, kl_cost: np.ndarray,
@@ -128,14 +147,29 @@ class Learner:
     self._agent = agent
     self._rule = rule
     self._optimiser = optimizers.Optimiser(optimiser)
+    self._source = source
+    self._compiled_step = tf.function(self._step, jit_compile=jit_compile)
+    self.restart(tf.nest.map_structure(tf.identity, agent.params),
+                 learning_rate, kl_cost, gamma, source.initial_state())
+
+  def restart(self, params: Any, learning_rate: np.ndarray,
+              kl_cost: np.ndarray, gamma: np.ndarray,
+              source_state: Any) -> None:
+    """Starts L new lifetimes: theta_0 = `params`, a fresh optimiser state.
+
+    Args:
+      params: theta_0, `[L, ...]` tensors shaped like the agent's parameters.
+      learning_rate, kl_cost, gamma: `[L]` per-lifetime alpha_lr, alpha_y and
+        gamma.
+      source_state: the source's state to start from (e.g.
+        `RolloutSource.fresh_state(seed)`), shaped like its `initial_state()`.
+    """
+    self._params = params
+    self._opt_state = self._optimiser.init(params)
     self._learning_rate = tf.constant(learning_rate, tf.float32)
     self._kl_cost = tf.constant(kl_cost, tf.float32)
     self._gamma = tf.constant(gamma, tf.float32)
-    self._source = source
-    self._source_state = source.initial_state()
-    self._params = tf.nest.map_structure(tf.identity, agent.params)
-    self._opt_state = self._optimiser.init(self._params)
-    self._compiled_step = tf.function(self._step, jit_compile=jit_compile)
+    self._source_state = source_state
     self._num_updates = 0
 
   @property
@@ -147,12 +181,13 @@ class Learner:
     """Current theta, `[L, ...]` tensors."""
     return self._params
 
-  def _step(self, params, opt_state, source_state, pulled):
+  def _step(self, params, opt_state, source_state, pulled, learning_rate,
+            kl_cost, gamma):
     trajectory, source_state = self._source.trajectory(
         self._agent.apply, params, source_state, pulled)
     params, opt_state, info = update_step.update(
         self._agent.apply, self._rule, self._optimiser, params, opt_state,
-        trajectory, self._gamma, self._learning_rate, self._kl_cost)
+        trajectory, gamma, learning_rate, kl_cost)
     return_sum, count = rollout.completed_episode_stats(trajectory)
     shape = tf.shape(trajectory.action)  # [L, T, B]
     metrics = {"loss": info.loss, "policy_entropy": info.policy_entropy,
@@ -171,7 +206,8 @@ class Learner:
     """
     self._params, self._opt_state, self._source_state, metrics = (
         self._compiled_step(self._params, self._opt_state, self._source_state,
-                            self._source.pull()))
+                            self._source.pull(), self._learning_rate,
+                            self._kl_cost, self._gamma))
     self._num_updates += 1
     return {name: value.numpy() for name, value in metrics.items()}
 
