@@ -177,6 +177,11 @@ class Learner:
     return self._num_updates
 
   @property
+  def traces(self) -> int:
+    """How many times the compiled step was traced."""
+    return self._compiled_step.experimental_get_tracing_count()
+
+  @property
   def params(self) -> Any:
     """Current theta, `[L, ...]` tensors."""
     return self._params
