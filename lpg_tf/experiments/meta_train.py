@@ -5,6 +5,10 @@ Work directory layout:
   DIR/checkpoints/    tf.train.Checkpoint of the whole training state
   DIR/rule/           the exported rule (SavedModel, `serving_default`), always
                       the newest checkpoint's eta once a run starts or stops
+  DIR/best_rule/      with config.validation.every > 0: the eta that scored
+                      best in validation so far (lpg_tf.meta.validation),
+                      exported when a validation improves the best score;
+                      always the newest checkpoint's best once a run starts
   DIR/tb/             TensorBoard summaries
   DIR/.lock           held by the running trainer (its pid inside)
 
@@ -32,6 +36,8 @@ import fnmatch
 import glob
 import json
 import os
+import shutil
+import tempfile
 import time
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
@@ -51,12 +57,14 @@ from lpg_tf.meta import meta_objective
 from lpg_tf.meta import population as population_lib
 from lpg_tf.meta import run_length
 from lpg_tf.meta import trainer as trainer_lib
+from lpg_tf.meta import validation as validation_lib
 from lpg_tf.rules import lpg
 from lpg_tf.rules import saved_model
 
 CONFIG_NAME = run_directory.CONFIG_NAME
 CHECKPOINT_DIR = run_directory.CHECKPOINT_DIR
 RULE_DIR = run_directory.RULE_DIR
+BEST_RULE_DIR = run_directory.BEST_RULE_DIR
 TB_DIR = "tb"
 # Config fields a resumed run may change: they set only run length, checkpoint
 # period, logging or when to give up on non-finite meta-gradients.
@@ -97,6 +105,14 @@ def meta_spec(config: ml_collections.ConfigDict) -> trainer_lib.MetaSpec:
       max_grad_norm=m.get("max_grad_norm"))
 
 
+def validation_spec(config: ml_collections.ConfigDict
+                   ) -> validation_lib.ValidationSpec:
+  v = config.validation
+  return validation_lib.ValidationSpec(
+      every=v.every, env_steps=v.env_steps, lifetimes=v.lifetimes,
+      jit_compile=config.jit_compile)
+
+
 def build_rule(config: ml_collections.ConfigDict) -> lpg.LPG:
   r = config.rule
   if r.hidden_size <= 0 or not r.embedding_sizes or min(r.embedding_sizes) <= 0:
@@ -117,6 +133,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                             config.get("total_env_steps"))
   meta_spec(config)
   build_rule(config)
+  validation_lib.check_spec(validation_spec(config), population_spec(config))
 
 
 def with_run_length(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -153,7 +170,8 @@ def _config_json(config: ml_collections.ConfigDict) -> Dict[str, Any]:
 _SUMMED = ("ended_lifetimes", "*/diverged_lifetimes", "*/excluded_lifetimes")
 # What the console shows; everything goes to TensorBoard.
 CONSOLE_KEYS = ("meta_loss", "*/episode_return", "prediction_entropy",
-                "ended_lifetimes")
+                "ended_lifetimes", "validation/score", "validation/best_score",
+                "validation/*/return")
 
 
 class Progress:
@@ -300,7 +318,14 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
     meta_trainer = trainer_lib.MetaTrainer(
         rule, population_spec(config), meta_spec(config), seed=config.seed,
         strategy=strategy, jit_compile=config.jit_compile)
-  checkpoint = tf.train.Checkpoint(**meta_trainer.checkpoint_items())
+    validator = None
+    if config.validation.every:
+      validator = validation_lib.Validator(
+          rule, build_rule(config), meta_trainer.population,
+          validation_spec(config), seed=config.seed)
+  checkpoint = tf.train.Checkpoint(
+      **meta_trainer.checkpoint_items(),
+      **(validator.checkpoint_items() if validator else {}))
   manager = tf.train.CheckpointManager(
       checkpoint, os.path.join(workdir, CHECKPOINT_DIR),
       max_to_keep=CHECKPOINTS_TO_KEEP,
@@ -309,13 +334,17 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
     if init_rule:
       export.load_rule_into(rule, init_rule)
       logging.info("Initialised eta from %s", init_rule)
+    # A run killed before its first checkpoint may have left a best_rule/.
+    _export_best(validator, workdir)
   else:
     status = checkpoint.restore(start_from)
     status.assert_existing_objects_matched()
     step = int(meta_trainer.step_counter.numpy())
     logging.info("Resumed from %s at meta-step %d", start_from, step)
-    # A kill during the last export may have left rule/ behind the checkpoint.
+    # A kill during the last export may have left rule/ and best_rule/ behind
+    # the checkpoint, or best_rule/ ahead of it.
     _export(meta_trainer, workdir)
+    _export_best(validator, workdir)
     if step >= config.num_meta_steps:
       status.expect_partial()  # The optimiser's slots are never built: no step.
       logging.info(
@@ -344,12 +373,23 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
           f"non-finite meta-gradient (config.max_nonfinite_steps="
           f"{config.max_nonfinite_steps}); stopping. "
           f"{_last_good(manager, workdir)}")
-    if step % config.log_every == 0 or step == config.num_meta_steps or step == 1:
+    validated = validator is not None and validator.due(step)
+    if validated:
+      result = validator.validate(step)
+      progress.add(result.scalars())
+      if result.improved:
+        _export_best(validator, workdir)
+    if (step % config.log_every == 0 or step == config.num_meta_steps
+        or step == 1 or validated):
       numbers = progress.log(step)
     if step % config.checkpoint_every == 0 or step == config.num_meta_steps:
       save(manager, meta_trainer, workdir, step)
       saved_step = step
   progress.close(step)
+  if validator is not None and validator.best_step is not None:
+    logging.info("Best validation score %.4g at meta-step %d; its rule is in %s",
+                 validator.record.best_score, validator.best_step,
+                 os.path.join(workdir, BEST_RULE_DIR))
   if stop.requested is not None:
     if step != saved_step:
       save(manager, meta_trainer, workdir, step)
@@ -377,6 +417,27 @@ def _export(meta_trainer: trainer_lib.MetaTrainer, workdir: str) -> None:
   with run_directory.out_of_space_errors(
       rule_dir, _needed_bytes([rule_dir], meta_trainer.rule.variables)):
     export.export_rule(meta_trainer.rule, rule_dir)
+
+
+def _export_best(validator: Optional[validation_lib.Validator],
+                 workdir: str) -> None:
+  """Makes DIR/best_rule the validator's best eta, or removes it if there is
+  none yet (a run without validation never has one)."""
+  best_dir = os.path.join(workdir, BEST_RULE_DIR)
+  if validator is None or validator.best_step is None:
+    if os.path.exists(best_dir):
+      logging.info("Removing %s, ahead of the run's state", best_dir)
+      # Renamed aside first: best_rule/ disappears at once, never half-deleted.
+      aside = tempfile.mkdtemp(prefix=f".{BEST_RULE_DIR}.old-", dir=workdir)
+      os.rename(best_dir, os.path.join(aside, BEST_RULE_DIR))
+      shutil.rmtree(aside)
+    return
+  with run_directory.out_of_space_errors(
+      best_dir, _needed_bytes([best_dir], validator.best_rule.variables)):
+    export.export_rule(validator.best_rule, best_dir)
+  logging.info("Exported the best rule (validation score %.4g, meta-step %d) "
+               "to %s", validator.record.best_score, validator.best_step,
+               best_dir)
 
 
 def save(manager: tf.train.CheckpointManager, meta_trainer: trainer_lib.MetaTrainer,

@@ -15,7 +15,8 @@ from lpg_tf.learning import rollout
 
 def random_policy_return(env: env_base.Environment, num_envs: int,
                          num_steps: int, seed: Union[int, Sequence[int]],
-                         num_lifetimes: int = 1) -> Optional[float]:
+                         num_lifetimes: int = 1,
+                         jit_compile: bool = True) -> Optional[float]:
   """Average return of completed episodes under the uniformly random policy.
 
   The reference line of the learning curves. Returns None if no episode ended.
@@ -28,6 +29,7 @@ def random_policy_return(env: env_base.Environment, num_envs: int,
       `[s, 0]` of trained lifetimes), or a `[2]` key: given the key of
       `learner.RolloutSource.fresh_state`, the same instances.
     num_lifetimes: instances drawn.
+    jit_compile: compile the rollout with XLA.
   """
   num_actions = env.spec.num_actions
 
@@ -47,7 +49,7 @@ def random_policy_return(env: env_base.Environment, num_envs: int,
   actor_state = rollout.initial_actor_state(env, instances, actor_seed)
   chunk = 100
 
-  @tf.function(jit_compile=True)
+  @tf.function(jit_compile=jit_compile)
   def run(state):
     trajectory, state = rollout.unroll(uniform, (), env, state, chunk,
                                        num_lifetimes)
