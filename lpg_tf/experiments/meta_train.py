@@ -39,7 +39,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from absl import logging
 import ml_collections
@@ -174,6 +174,21 @@ CONSOLE_KEYS = ("meta_loss", "*/episode_return", "prediction_entropy",
                 "validation/*/return")
 
 
+class TrainingClock:
+  """time.monotonic() less the time spent validating, so meta-steps/s and the
+  console's time left measure meta-training alone (validation has its own
+  `validation/seconds`)."""
+
+  def __init__(self):
+    self._excluded = 0.0
+
+  def __call__(self) -> float:
+    return time.monotonic() - self._excluded
+
+  def exclude(self, seconds: float) -> None:
+    self._excluded += seconds
+
+
 class Progress:
   """Summarises every meta-step between logging points and hands it to a logger.
 
@@ -186,12 +201,15 @@ class Progress:
   "prediction_entropy" (H(y) averaged over environments), throughput, and the
   bandits' per-arm probabilities and counts under readable names such as
   `bandit/tabular/dense/p[lr=40,y=0.5]` (TensorBoard only: the console shows
-  CONSOLE_KEYS). `close` logs an end-of-run summary.
+  CONSOLE_KEYS). `close` logs an end-of-run summary. Rates are measured on
+  `clock` (meta_train's `TrainingClock` leaves validation time out).
   """
 
-  def __init__(self, logger: loggers.Logger, trainer: trainer_lib.MetaTrainer):
+  def __init__(self, logger: loggers.Logger, trainer: trainer_lib.MetaTrainer,
+               clock: Callable[[], float] = time.monotonic):
     self._logger = logger
     self._trainer = trainer
+    self._clock = clock
     self._sums: Dict[str, float] = {}
     self._counts: Dict[str, int] = {}
     self._window_start: Optional[Tuple[int, float]] = None
@@ -235,7 +253,7 @@ class Progress:
     Throughput is measured from the previous logging point, so the first
     window (which holds the compilation) reports none.
     """
-    now = time.monotonic()
+    now = self._clock()
     numbers = self._window()
     if self._window_start is not None and step > self._window_start[0]:
       rate = (step - self._window_start[0]) / (now - self._window_start[1])
@@ -259,7 +277,7 @@ class Progress:
                         if k.endswith("/episode_return"))
     rate = ""
     if self._run_start is not None and step > self._run_start[0]:
-      rate = (f" ({(step - self._run_start[0]) / (time.monotonic() - self._run_start[1]):.3g}"
+      rate = (f" ({(step - self._run_start[0]) / (self._clock() - self._run_start[1]):.3g}"
               " meta-steps/s after the first logging point)")
     logging.info(
         "Meta-training done at meta-step %d%s: %d lifetimes ended in this "
@@ -353,11 +371,12 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
           "--config.num_meta_steps=<more than %d>", workdir, step,
           config.num_meta_steps, os.path.join(workdir, RULE_DIR), step)
       return {}
+  clock = TrainingClock()
   progress = Progress(loggers.Dispatcher([
       loggers.TensorBoardLogger(os.path.join(workdir, TB_DIR)),
       loggers.ConsoleLogger("meta-step", total=config.num_meta_steps,
-                            unit="meta-steps", keys=CONSOLE_KEYS)]),
-      meta_trainer)
+                            unit="meta-steps", keys=CONSOLE_KEYS, clock=clock)]),
+      meta_trainer, clock)
   numbers: Dict[str, float] = {}
   step = saved_step = int(meta_trainer.step_counter.numpy())
   nonfinite_steps = 0
@@ -376,6 +395,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
     validated = validator is not None and validator.due(step)
     if validated:
       result = validator.validate(step)
+      clock.exclude(result.seconds)
       progress.add(result.scalars())
       if result.improved:
         _export_best(validator, workdir)
