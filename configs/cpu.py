@@ -54,4 +54,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.log_every = 10
   # Consecutive non-finite meta-gradients (each skipped) before the run stops.
   config.max_nonfinite_steps = 100
+
+  # Validation of eta on held-out instances (lpg_tf/meta/validation.py); the
+  # best-scoring eta is exported to DIR/best_rule.
+  config.validation = ml_collections.ConfigDict()
+  config.validation.every = 250  # meta-steps between validations; 0 = off.
+  config.validation.env_steps = 32_000  # per validation lifetime.
+  config.validation.lifetimes = 4  # per training environment.
   return config

@@ -30,4 +30,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.total_env_steps = 1e10
   config.checkpoint_every = 1000
   config.log_every = 100
+  # 13 validations in the run; each trains 15 x 4 lifetimes for 10^6 steps
+  # (6 x 10^7 steps, 8% of the 7.4 x 10^8 of 100 meta-steps; B x the longest
+  # episode, 64 x 2000, is the least a validation lifetime needs).
+  config.validation.every = 100
+  config.validation.env_steps = 1_000_000
+  config.validation.lifetimes = 4
   return config

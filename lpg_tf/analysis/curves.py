@@ -17,38 +17,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from lpg_tf.learning import evaluation
+
+# The one summary of a run's end, defined with the evaluation of fresh lifetimes.
+final_returns = evaluation.final_returns
+
 CSV_NAME = "curve.csv"
 PNG_NAME = "curve.png"
 TB_DIR = "tb"
 CSV_FIELDS = ("seed", "env_steps", "episode_return", "episodes")
-
-
-def final_returns(points: np.ndarray) -> np.ndarray:
-  """Per seed, the mean of the last 10% of logging points that saw episodes end.
-
-  The one summary of a training run's end, for toy environments and Atari
-  alike. A logging point's return is the mean over the episodes that ended
-  since the previous point; points where none ended (NaN) are left out before
-  taking the last 10%, because long episodes end only every few points and a
-  tail of NaN would otherwise leave a seed without a final return, or with one
-  from fewer points than another seed's. At least one point is used.
-
-  Args:
-    points: `[logging points, seeds]` returns, NaN where a seed ended no
-      episode since the previous point.
-
-  Returns:
-    `[seeds]`, NaN for a seed that never ended an episode.
-  """
-  points = np.asarray(points, np.float64)
-  if points.ndim != 2:
-    raise ValueError(f"points must be [logging points, seeds], got {points.shape}")
-  finals = []
-  for column in points.T:
-    finite = column[np.isfinite(column)]
-    finals.append(finite[-max(1, len(finite) // 10):].mean() if finite.size
-                  else np.nan)
-  return np.array(finals)
 
 
 def plot_curves(rows: Sequence[Dict[str, float]], path: str, title: str,

@@ -15,16 +15,12 @@ from typing import Dict, List, Sequence
 from lpg_tf import errors
 from lpg_tf import loggers
 from lpg_tf.analysis import curves
+from lpg_tf.learning import evaluation
 
-DEFAULT_PREDICTION_SIZE = 30  # m (Section 4.1), for rules that read no y.
-# Logging points per run when log_every is not given: enough for a readable
-# curve.png whatever the run's length.
-DEFAULT_LOG_POINTS = 100
-
-
-def default_log_every(num_updates: int) -> int:
-  """Updates between logging points giving about DEFAULT_LOG_POINTS points."""
-  return max(1, num_updates // DEFAULT_LOG_POINTS)
+DEFAULT_PREDICTION_SIZE = evaluation.DEFAULT_PREDICTION_SIZE
+# Updates between logging points when log_every is not given: about
+# evaluation.LOG_POINTS points, as many as an evaluation's.
+default_log_every = evaluation.log_every
 
 
 # Everything an agent-training run writes into its work directory; --overwrite

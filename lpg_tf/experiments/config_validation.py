@@ -80,6 +80,10 @@ SCHEMA: Dict[str, Check] = {
     "checkpoint_every": POSITIVE_INT,
     "log_every": POSITIVE_INT,
     "max_nonfinite_steps": POSITIVE_INT,
+    # Periodic validation of eta (lpg_tf.meta.validation); every = 0 is off.
+    "validation.every": NON_NEGATIVE_INT,
+    "validation.env_steps": POSITIVE_INT,
+    "validation.lifetimes": POSITIVE_INT,
 }
 
 

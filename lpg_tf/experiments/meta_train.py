@@ -6,6 +6,10 @@ Work directory layout:
   DIR/rule/           the exported rule (SavedModel, `serving_default`, and
                       rule.onnx), always the newest checkpoint's eta once a
                       run starts or stops
+  DIR/best_rule/      with config.validation.every > 0: the eta that scored
+                      best in validation so far (lpg_tf.meta.validation),
+                      exported when a validation improves the best score;
+                      always the newest checkpoint's best once a run starts
   DIR/tb/             TensorBoard summaries
   DIR/.lock           held by the running trainer (its pid inside)
 
@@ -35,8 +39,10 @@ import fnmatch
 import glob
 import json
 import os
+import shutil
+import tempfile
 import time
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from absl import logging
 import ml_collections
@@ -54,12 +60,14 @@ from lpg_tf.meta import meta_objective
 from lpg_tf.meta import population as population_lib
 from lpg_tf.meta import run_length
 from lpg_tf.meta import trainer as trainer_lib
+from lpg_tf.meta import validation as validation_lib
 from lpg_tf.rules import lpg
 from lpg_tf.rules import saved_model
 
 CONFIG_NAME = run_directory.CONFIG_NAME
 CHECKPOINT_DIR = run_directory.CHECKPOINT_DIR
 RULE_DIR = run_directory.RULE_DIR
+BEST_RULE_DIR = run_directory.BEST_RULE_DIR
 TB_DIR = "tb"
 # Config fields a resumed run may change: they set only run length, checkpoint
 # period, logging or when to give up on non-finite meta-gradients.
@@ -100,6 +108,14 @@ def meta_spec(config: ml_collections.ConfigDict) -> trainer_lib.MetaSpec:
       max_grad_norm=m.get("max_grad_norm"))
 
 
+def validation_spec(config: ml_collections.ConfigDict
+                   ) -> validation_lib.ValidationSpec:
+  v = config.validation
+  return validation_lib.ValidationSpec(
+      every=v.every, env_steps=v.env_steps, lifetimes=v.lifetimes,
+      jit_compile=config.jit_compile)
+
+
 def build_rule(config: ml_collections.ConfigDict) -> lpg.LPG:
   r = config.rule
   if r.hidden_size <= 0 or not r.embedding_sizes or min(r.embedding_sizes) <= 0:
@@ -121,6 +137,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                             config.get("total_env_steps"))
   meta_spec(config)
   build_rule(config)
+  validation_lib.check_spec(validation_spec(config), population_spec(config))
 
 
 def with_run_length(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -157,9 +174,25 @@ def _config_json(config: ml_collections.ConfigDict) -> Dict[str, Any]:
 _SUMMED = ("ended_lifetimes", "*/diverged_lifetimes", "*/excluded_lifetimes")
 # What the console shows; everything goes to TensorBoard.
 CONSOLE_KEYS = ("meta_loss", "*/episode_return", "prediction_entropy",
-                "y_hat_spread", "ended_lifetimes")
+                "y_hat_spread", "ended_lifetimes", "validation/score",
+                "validation/best_score", "validation/*/return")
 # Per-environment diagnostics of y that `log` also averages over environments.
 _AVERAGED_OVER_ENVS = ("prediction_entropy", "y_hat_spread")
+
+
+class TrainingClock:
+  """time.monotonic() less the time spent validating, so meta-steps/s and the
+  console's time left measure meta-training alone (validation has its own
+  `validation/seconds`)."""
+
+  def __init__(self):
+    self._excluded = 0.0
+
+  def __call__(self) -> float:
+    return time.monotonic() - self._excluded
+
+  def exclude(self, seconds: float) -> None:
+    self._excluded += seconds
 
 
 class Progress:
@@ -174,12 +207,15 @@ class Progress:
   "prediction_entropy" (H(y) averaged over environments), throughput, and the
   bandits' per-arm probabilities and counts under readable names such as
   `bandit/tabular/dense/p[lr=40,y=0.5]` (TensorBoard only: the console shows
-  CONSOLE_KEYS). `close` logs an end-of-run summary.
+  CONSOLE_KEYS). `close` logs an end-of-run summary. Rates are measured on
+  `clock` (meta_train's `TrainingClock` leaves validation time out).
   """
 
-  def __init__(self, logger: loggers.Logger, trainer: trainer_lib.MetaTrainer):
+  def __init__(self, logger: loggers.Logger, trainer: trainer_lib.MetaTrainer,
+               clock: Callable[[], float] = time.monotonic):
     self._logger = logger
     self._trainer = trainer
+    self._clock = clock
     self._sums: Dict[str, float] = {}
     self._counts: Dict[str, int] = {}
     self._window_start: Optional[Tuple[int, float]] = None
@@ -223,7 +259,7 @@ class Progress:
     Throughput is measured from the previous logging point, so the first
     window (which holds the compilation) reports none.
     """
-    now = time.monotonic()
+    now = self._clock()
     numbers = self._window()
     if self._window_start is not None and step > self._window_start[0]:
       rate = (step - self._window_start[0]) / (now - self._window_start[1])
@@ -247,7 +283,7 @@ class Progress:
                         if k.endswith("/episode_return"))
     rate = ""
     if self._run_start is not None and step > self._run_start[0]:
-      rate = (f" ({(step - self._run_start[0]) / (time.monotonic() - self._run_start[1]):.3g}"
+      rate = (f" ({(step - self._run_start[0]) / (self._clock() - self._run_start[1]):.3g}"
               " meta-steps/s after the first logging point)")
     logging.info(
         "Meta-training done at meta-step %d%s: %d lifetimes ended in this "
@@ -308,7 +344,14 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
     meta_trainer = trainer_lib.MetaTrainer(
         rule, population_spec(config), meta_spec(config), seed=config.seed,
         strategy=strategy, jit_compile=config.jit_compile)
-  checkpoint = tf.train.Checkpoint(**meta_trainer.checkpoint_items())
+    validator = None
+    if config.validation.every:
+      validator = validation_lib.Validator(
+          rule, build_rule(config), meta_trainer.population,
+          validation_spec(config), seed=config.seed)
+  checkpoint = tf.train.Checkpoint(
+      **meta_trainer.checkpoint_items(),
+      **(validator.checkpoint_items() if validator else {}))
   manager = tf.train.CheckpointManager(
       checkpoint, os.path.join(workdir, CHECKPOINT_DIR),
       max_to_keep=CHECKPOINTS_TO_KEEP,
@@ -317,13 +360,17 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
     if init_rule:
       export.load_rule_into(rule, init_rule)
       logging.info("Initialised eta from %s", init_rule)
+    # A run killed before its first checkpoint may have left a best_rule/.
+    _export_best(validator, workdir)
   else:
     status = checkpoint.restore(start_from)
     status.assert_existing_objects_matched()
     step = int(meta_trainer.step_counter.numpy())
     logging.info("Resumed from %s at meta-step %d", start_from, step)
-    # A kill during the last export may have left rule/ behind the checkpoint.
+    # A kill during the last export may have left rule/ and best_rule/ behind
+    # the checkpoint, or best_rule/ ahead of it.
     _export(meta_trainer, workdir)
+    _export_best(validator, workdir)
     if step >= config.num_meta_steps:
       status.expect_partial()  # The optimiser's slots are never built: no step.
       logging.info(
@@ -332,11 +379,12 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
           "--config.num_meta_steps=<more than %d>", workdir, step,
           config.num_meta_steps, os.path.join(workdir, RULE_DIR), step)
       return {}
+  clock = TrainingClock()
   progress = Progress(loggers.Dispatcher([
       loggers.TensorBoardLogger(os.path.join(workdir, TB_DIR)),
       loggers.ConsoleLogger("meta-step", total=config.num_meta_steps,
-                            unit="meta-steps", keys=CONSOLE_KEYS)]),
-      meta_trainer)
+                            unit="meta-steps", keys=CONSOLE_KEYS, clock=clock)]),
+      meta_trainer, clock)
   numbers: Dict[str, float] = {}
   step = saved_step = int(meta_trainer.step_counter.numpy())
   nonfinite_steps = 0
@@ -352,12 +400,24 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
           f"non-finite meta-gradient (config.max_nonfinite_steps="
           f"{config.max_nonfinite_steps}); stopping. "
           f"{_last_good(manager, workdir)}")
-    if step % config.log_every == 0 or step == config.num_meta_steps or step == 1:
+    validated = validator is not None and validator.due(step)
+    if validated:
+      result = validator.validate(step)
+      clock.exclude(result.seconds)
+      progress.add(result.scalars())
+      if result.improved:
+        _export_best(validator, workdir)
+    if (step % config.log_every == 0 or step == config.num_meta_steps
+        or step == 1 or validated):
       numbers = progress.log(step)
     if step % config.checkpoint_every == 0 or step == config.num_meta_steps:
       save(manager, meta_trainer, workdir, step)
       saved_step = step
   progress.close(step)
+  if validator is not None and validator.best_step is not None:
+    logging.info("Best validation score %.4g at meta-step %d; its rule is in %s",
+                 validator.record.best_score, validator.best_step,
+                 os.path.join(workdir, BEST_RULE_DIR))
   if stop.requested is not None:
     if step != saved_step:
       save(manager, meta_trainer, workdir, step)
@@ -390,6 +450,27 @@ def _export(meta_trainer: trainer_lib.MetaTrainer, workdir: str) -> None:
     raise run_directory.RunError(
         f"Cannot export the rule to {rule_dir}: {e} The checkpoints are intact "
         f"and {rule_dir} is as it was; stopping.") from e
+
+
+def _export_best(validator: Optional[validation_lib.Validator],
+                 workdir: str) -> None:
+  """Makes DIR/best_rule the validator's best eta, or removes it if there is
+  none yet (a run without validation never has one)."""
+  best_dir = os.path.join(workdir, BEST_RULE_DIR)
+  if validator is None or validator.best_step is None:
+    if os.path.exists(best_dir):
+      logging.info("Removing %s, ahead of the run's state", best_dir)
+      # Renamed aside first: best_rule/ disappears at once, never half-deleted.
+      aside = tempfile.mkdtemp(prefix=f".{BEST_RULE_DIR}.old-", dir=workdir)
+      os.rename(best_dir, os.path.join(aside, BEST_RULE_DIR))
+      shutil.rmtree(aside)
+    return
+  with run_directory.out_of_space_errors(
+      best_dir, _needed_bytes([best_dir], validator.best_rule.variables)):
+    export.export_rule(validator.best_rule, best_dir)
+  logging.info("Exported the best rule (validation score %.4g, meta-step %d) "
+               "to %s", validator.record.best_score, validator.best_step,
+               best_dir)
 
 
 def save(manager: tf.train.CheckpointManager, meta_trainer: trainer_lib.MetaTrainer,

@@ -16,9 +16,10 @@ a clear error instead of writing over the first one's checkpoints. The kernel
 releases the lock when the process dies, even by kill -9.
 
 At start, temporaries a killed run leaves behind (`.rule.tmp-*`, `.rule.old-*`,
-`checkpoints/ckpt-N_temp`, `*.tempstate*`) are removed, and checkpoints that
-cannot be read back in full (a write cut short, flipped bytes) are moved to
-`checkpoints/corrupt/` with a warning that names them.
+the same for `best_rule`, `checkpoints/ckpt-N_temp`, `*.tempstate*`) are
+removed, and checkpoints that cannot be read back in full (a write cut short,
+flipped bytes) are moved to `checkpoints/corrupt/` with a warning that names
+them.
 """
 
 import contextlib
@@ -40,6 +41,7 @@ from lpg_tf import errors
 CONFIG_NAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 RULE_DIR = "rule"
+BEST_RULE_DIR = "best_rule"
 LOCK_NAME = ".lock"
 CORRUPT_DIR = "corrupt"
 CHECKPOINT_PREFIX = "ckpt"
@@ -48,6 +50,7 @@ _INDEX = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)\.index$")
 # sharded checkpoint writer's `<prefix>_temp` directory, TensorFlow's temporary
 # files of an atomic write.
 _STALE_PATTERNS = (f".{RULE_DIR}.tmp-*", f".{RULE_DIR}.old-*",
+                   f".{BEST_RULE_DIR}.tmp-*", f".{BEST_RULE_DIR}.old-*",
                    os.path.join(CHECKPOINT_DIR, "*_temp"),
                    os.path.join(CHECKPOINT_DIR, "*.tempstate*"),
                    os.path.join(CHECKPOINT_DIR, ".*.tmp-*"),

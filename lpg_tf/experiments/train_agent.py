@@ -34,16 +34,13 @@ from lpg_tf.envs import atari
 from lpg_tf.envs import minatar
 from lpg_tf.experiments import agent_runs
 from lpg_tf.experiments import atari_training
+from lpg_tf.learning import evaluation
 from lpg_tf.learning import host_rollout
 from lpg_tf.learning import learner as learner_lib
-from lpg_tf.learning import optimizers
 from lpg_tf.learning import random_policy
 from lpg_tf.meta import lifetime_settings
 
-# A2C's agent learning rates, by the Table 3 optimiser of the environment; chosen
-# by a sweep over {10, 20, 40, 80} (SGD, tabular) and {3e-4, 1e-3, 3e-3} (Adam) on
-# the 15 training environments (issue 3 note).
-A2C_LEARNING_RATES = {optimizers.SGD: 40.0, optimizers.ADAM: 0.002}
+A2C_LEARNING_RATES = evaluation.A2C_LEARNING_RATES
 DEFAULT_GAMMA = 0.99  # Table 2 samples gamma from {0.99, 0.995}.
 DEFAULT_NUM_ENVS = 64  # B per lifetime in meta-training (Section 4.1).
 ATARI_PREFIX = "atari/"

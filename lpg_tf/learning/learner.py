@@ -20,7 +20,7 @@ Sources behind one interface:
 """
 
 import abc
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Iterator, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -65,31 +65,27 @@ class RolloutSource(TrajectorySource):
   """T steps of pi_theta in B in-graph environments per lifetime."""
 
   def __init__(self, env: env_base.Environment, num_lifetimes: int,
-               num_envs: int, unroll_length: int, seed: int,
-               instances: Any = None):
-    """Samples every lifetime's environment instance and resets them.
+               num_envs: int, unroll_length: int,
+               seed: Union[int, Sequence[int]], instances: Any = None):
+    """A source whose `initial_state` draws its lifetimes from `seed`.
 
     Args:
       env: the environment (one group); lifetime l gets its own instance.
       num_lifetimes: L.
       num_envs: B, environments per lifetime (64 in the paper).
       unroll_length: T, steps per update (20 in the paper).
-      seed: integer seed of instances, episodes and actions.
+      seed: seed of instances, episodes and actions (see `fresh_state`).
       instances: the lifetimes' instances, a nest of `[L, ...]` tensors like
         `env.sample_instances` returns (an analysis of one given grid, say);
-        None draws them from `seed`. Episodes and actions come from `seed`
-        either way.
+        None draws them from the seed. Episodes and actions come from the
+        seed either way.
     """
     self._env = env
     self._num_lifetimes = num_lifetimes
     self._num_envs = num_envs
     self._unroll_length = unroll_length
-    instance_seed, self._actor_seed = tf.unstack(rollout.split_seed(
-        tf.constant([seed, 0], tf.int32)))
-    if instances is None:
-      instances = env.sample_instances(instance_seed, num_lifetimes)
-    self._instances = tf.nest.map_structure(
-        lambda x: tf.repeat(x, num_envs, axis=0), instances)
+    self._seed = seed
+    self._instances = instances
 
   @property
   def env_steps_per_update(self) -> int:
@@ -97,13 +93,33 @@ class RolloutSource(TrajectorySource):
     return self._num_envs * self._unroll_length
 
   def initial_state(self) -> rollout.ActorState:
-    return rollout.initial_actor_state(self._env, self._instances,
-                                       self._actor_seed)
+    return self.fresh_state(self._seed)
+
+  def fresh_state(self, seed: Union[int, Sequence[int]]) -> rollout.ActorState:
+    """The acting state of new lifetimes: instances and episodes from `seed`.
+
+    Args:
+      seed: an int `s` (the stateless key `[s, 0]`) or a `[2]` key; the
+        instances given to the constructor, if any, are kept.
+    """
+    instance_seed, actor_seed = tf.unstack(rollout.split_seed(seed_key(seed)))
+    instances = self._instances
+    if instances is None:
+      instances = self._env.sample_instances(instance_seed, self._num_lifetimes)
+    instances = tf.nest.map_structure(
+        lambda x: tf.repeat(x, self._num_envs, axis=0), instances)
+    return rollout.initial_actor_state(self._env, instances, actor_seed)
 
   def trajectory(self, apply_fn, params, state, pulled):
     del pulled
     return rollout.unroll(apply_fn, params, self._env, state,
                           self._unroll_length, self._num_lifetimes)
+
+
+def seed_key(seed: Union[int, Sequence[int]]) -> tf.Tensor:
+  """The `[2]` int32 stateless key of a seed: `[s, 0]` for an int `s`."""
+  key = tf.convert_to_tensor(seed, tf.int32)
+  return tf.stack([key, 0]) if key.shape.rank == 0 else key
 
 
 class IteratorSource(TrajectorySource):
@@ -122,7 +138,12 @@ class IteratorSource(TrajectorySource):
 
 
 class Learner:
-  """Owns theta and optimiser state of L lifetimes; one update per `step()`."""
+  """Owns theta and optimiser state of L lifetimes; one update per `step()`.
+
+  `restart` begins new lifetimes (theta, optimiser state, hyperparameters,
+  acting state) on the same compiled step: theta and the hyperparameters are
+  arguments of the step, not constants in it, so nothing is traced again.
+  """
 
   def __init__(self, agent: Any, rule: rule_base.UpdateRule, optimiser: str,
                learning_rate: np.ndarray, kl_cost: np.ndarray,
@@ -143,19 +164,39 @@ class Learner:
     self._agent = agent
     self._rule = rule
     self._optimiser = optimizers.Optimiser(optimiser)
+    self._source = source
+    self._compiled_step = tf.function(self._step, jit_compile=jit_compile)
+    self.restart(tf.nest.map_structure(tf.identity, agent.params),
+                 learning_rate, kl_cost, gamma, source.initial_state())
+
+  def restart(self, params: Any, learning_rate: np.ndarray,
+              kl_cost: np.ndarray, gamma: np.ndarray,
+              source_state: Any) -> None:
+    """Starts L new lifetimes: theta_0 = `params`, a fresh optimiser state.
+
+    Args:
+      params: theta_0, `[L, ...]` tensors shaped like the agent's parameters.
+      learning_rate, kl_cost, gamma: `[L]` per-lifetime alpha_lr, alpha_y and
+        gamma.
+      source_state: the source's state to start from (e.g.
+        `RolloutSource.fresh_state(seed)`), shaped like its `initial_state()`.
+    """
+    self._params = params
+    self._opt_state = self._optimiser.init(params)
     self._learning_rate = tf.constant(learning_rate, tf.float32)
     self._kl_cost = tf.constant(kl_cost, tf.float32)
     self._gamma = tf.constant(gamma, tf.float32)
-    self._source = source
-    self._source_state = source.initial_state()
-    self._params = tf.nest.map_structure(tf.identity, agent.params)
-    self._opt_state = self._optimiser.init(self._params)
-    self._compiled_step = tf.function(self._step, jit_compile=jit_compile)
+    self._source_state = source_state
     self._num_updates = 0
 
   @property
   def num_updates(self) -> int:
     return self._num_updates
+
+  @property
+  def traces(self) -> int:
+    """How many times the compiled step was traced."""
+    return self._compiled_step.experimental_get_tracing_count()
 
   @property
   def params(self) -> Any:
@@ -168,12 +209,13 @@ class Learner:
     where acting left off)."""
     return self._source_state
 
-  def _step(self, params, opt_state, source_state, pulled):
+  def _step(self, params, opt_state, source_state, pulled, learning_rate,
+            kl_cost, gamma):
     trajectory, source_state = self._source.trajectory(
         self._agent.apply, params, source_state, pulled)
     params, opt_state, info = update_step.update(
         self._agent.apply, self._rule, self._optimiser, params, opt_state,
-        trajectory, self._gamma, self._learning_rate, self._kl_cost)
+        trajectory, gamma, learning_rate, kl_cost)
     return_sum, count = rollout.completed_episode_stats(trajectory)
     shape = tf.shape(trajectory.action)  # [L, T, B]
     metrics = {"loss": info.loss, "policy_entropy": info.policy_entropy,
@@ -192,7 +234,8 @@ class Learner:
     """
     self._params, self._opt_state, self._source_state, metrics = (
         self._compiled_step(self._params, self._opt_state, self._source_state,
-                            self._source.pull(self._params)))
+                            self._source.pull(self._params),
+                            self._learning_rate, self._kl_cost, self._gamma))
     self._num_updates += 1
     return {name: value.numpy() for name, value in metrics.items()}
 

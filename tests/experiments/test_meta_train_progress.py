@@ -1,6 +1,7 @@
 """meta_train.Progress: the logging window of a meta-training run."""
 
 import types
+from unittest import mock
 
 from absl import logging as absl_logging
 from absl.testing import absltest
@@ -57,6 +58,20 @@ class ProgressTest(absltest.TestCase):
                            100 * numbers["meta_steps_per_s"])
     self.assertNotIn("meta_steps_per_s", logger.writes[0][1])
     self.assertEqual([step for step, _ in logger.writes], [1, 4])
+
+  def test_rates_leave_out_the_time_the_clock_excludes(self):
+    clock = meta_train.TrainingClock()
+    logger = RecordingLogger()
+    with mock.patch.object(meta_train.time, "monotonic", side_effect=[
+        100.0, 110.0, 150.0]):
+      progress = meta_train.Progress(logger, fake_trainer(), clock)
+      progress.add(step_numbers(1.0, 0.2, 0.0))
+      progress.log(1)  # at 100 s
+      clock.exclude(30.0)  # a validation took 30 s
+      self.assertEqual(clock(), 80.0)  # at 110 s
+      progress.add(step_numbers(1.0, 0.2, 0.0))
+      numbers = progress.log(5)  # at 150 s: 4 meta-steps in 50 - 30 s
+    self.assertAlmostEqual(numbers["meta_steps_per_s"], 0.2)
 
   def test_bandit_arms_have_readable_scalars(self):
     logger = RecordingLogger()

@@ -15,6 +15,7 @@ from configs import cpu
 from lpg_tf import errors
 from lpg_tf import export
 from lpg_tf.experiments import meta_train
+from lpg_tf.meta import validation
 from lpg_tf.rules import saved_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,6 +36,9 @@ def tiny_config(**overrides):
   config.num_meta_steps = 4
   config.checkpoint_every = 2
   config.log_every = 1
+  config.validation.every = 0
+  config.validation.env_steps = 400  # 20 updates of T x B = 20 steps
+  config.validation.lifetimes = 2
   for key, value in overrides.items():
     target = config
     *path, name = key.split(".")
@@ -54,23 +58,62 @@ def rule_weights(workdir):
   return sorted((n, reader.get_tensor(n)) for n in names)
 
 
+def checkpoint_eta(workdir, step):
+  """eta in checkpoint ckpt-`step`, as sorted bytes of its weights."""
+  reader = tf.train.load_checkpoint(
+      os.path.join(workdir, meta_train.CHECKPOINT_DIR, f"ckpt-{step}"))
+  return sorted(reader.get_tensor(n).tobytes()
+                for n in reader.get_variable_to_shape_map()
+                if n.startswith("rule/") and "OPTIMIZER_SLOT" not in n
+                and reader.get_tensor(n).ndim > 0)
+
+
+def exported_rule_weights(path):
+  """An exported rule's weights, as sorted bytes."""
+  rule = meta_train.build_rule(tiny_config())
+  export.load_rule_into(rule, path)
+  return sorted(v.numpy().tobytes() for v in rule.variables)
+
+
+def validation_record(workdir):
+  """(best score, best step) of the run's latest checkpoint."""
+  reader = tf.train.load_checkpoint(
+      tf.train.latest_checkpoint(os.path.join(workdir, meta_train.CHECKPOINT_DIR)))
+  record = validation.ValidationRecord()
+  record.deserialize(reader.get_tensor(next(
+      n for n in reader.get_variable_to_shape_map() if n.startswith("validation/"))))
+  return record.best_score, record.best_step
+
+
 class ResumeTest(absltest.TestCase):
 
-  def test_resume_gives_the_same_eta_as_a_straight_run(self):
+  def test_resume_gives_the_same_eta_and_best_rule_as_a_straight_run(self):
+    validated = {"validation.every": 2, "validation.lifetimes": 1}
     straight = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(), straight)
+    meta_train.meta_train(tiny_config(**validated), straight)
     resumed = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(num_meta_steps=2), resumed)
-    meta_train.meta_train(tiny_config(num_meta_steps=4), resumed, resume=True)
+    meta_train.meta_train(tiny_config(num_meta_steps=2, **validated), resumed)
+    meta_train.meta_train(tiny_config(num_meta_steps=4, **validated), resumed,
+                          resume=True)
     a, b = rule_weights(straight), rule_weights(resumed)
     self.assertEqual([n for n, _ in a], [n for n, _ in b])
     for (_, x), (_, y) in zip(a, b):
       np.testing.assert_array_equal(x, y)
+    # The best eta: the same record, the same export, and that export is the
+    # eta of the best step's checkpoint.
+    self.assertEqual(validation_record(straight), validation_record(resumed))
+    best = exported_rule_weights(os.path.join(straight, "best_rule"))
+    self.assertEqual(best, exported_rule_weights(os.path.join(resumed, "best_rule")))
+    _, best_step = validation_record(straight)
+    self.assertIn(best_step, (2, 4))
+    self.assertEqual(best, checkpoint_eta(straight, best_step))
+    # Validation leaves training alone: the same eta without it.
+    unvalidated = self.create_tempdir().full_path
+    meta_train.meta_train(tiny_config(), unvalidated)
+    for (_, x), (_, y) in zip(a, rule_weights(unvalidated)):
+      np.testing.assert_array_equal(x, y)
     # And the run really changed eta.
-    first = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(num_meta_steps=1), first)
-    self.assertFalse(all(np.array_equal(x, y) for (_, x), (_, y)
-                         in zip(rule_weights(first), a)))
+    self.assertNotEqual(checkpoint_eta(straight, 2), checkpoint_eta(straight, 4))
 
   def test_a_half_written_checkpoint_does_not_break_resume(self):
     workdir = self.create_tempdir().full_path
