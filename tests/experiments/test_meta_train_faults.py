@@ -148,6 +148,9 @@ class SignalTest(absltest.TestCase):
 
   def test_ctrl_c_saves_exports_and_stops(self):
     workdir = self.create_tempdir().full_path
+    # What the run must restore: Python's default, or SIG_IGN when pytest was
+    # started in the background by a non-interactive shell.
+    handler_before = signal.getsignal(signal.SIGINT)
 
     def interrupt(trainer, step):
       del trainer
@@ -159,7 +162,7 @@ class SignalTest(absltest.TestCase):
     self.assertEqual(stopped.exception.exit_status, 130)
     self.assertTrue(latest(workdir).endswith("ckpt-3"))
     self.assertEqual(exported_weights(workdir), checkpoint_eta(workdir))
-    self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler)
+    self.assertIs(signal.getsignal(signal.SIGINT), handler_before)
 
 
 def mount_tmpfs(path, size):

@@ -107,13 +107,21 @@ class ResumeTest(absltest.TestCase):
     _, best_step = validation_record(straight)
     self.assertIn(best_step, (2, 4))
     self.assertEqual(best, checkpoint_eta(straight, best_step))
-    # Validation leaves training alone: the same eta without it.
-    unvalidated = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(), unvalidated)
-    for (_, x), (_, y) in zip(a, rule_weights(unvalidated)):
-      np.testing.assert_array_equal(x, y)
     # And the run really changed eta.
     self.assertNotEqual(checkpoint_eta(straight, 2), checkpoint_eta(straight, 4))
+
+  @pytest.mark.slow
+  def test_validation_leaves_training_alone(self):
+    validated = self.create_tempdir().full_path
+    meta_train.meta_train(
+        tiny_config(**{"validation.every": 2, "validation.lifetimes": 1}),
+        validated)
+    unvalidated = self.create_tempdir().full_path
+    meta_train.meta_train(tiny_config(), unvalidated)
+    a, b = rule_weights(validated), rule_weights(unvalidated)
+    self.assertEqual([n for n, _ in a], [n for n, _ in b])
+    for (_, x), (_, y) in zip(a, b):
+      np.testing.assert_array_equal(x, y)
 
   def test_a_half_written_checkpoint_does_not_break_resume(self):
     workdir = self.create_tempdir().full_path
