@@ -86,7 +86,10 @@ class ValidationSpec:
     every: meta-steps between validations (at every multiple); 0 = never.
     env_steps: environment steps of each validation lifetime.
     lifetimes: validation lifetimes per training environment.
-    jit_compile: compile the validation programs with XLA.
+    jit_compile: compile eta's validation programs with XLA (built once, run
+      at every validation). The references of the score, run once, never
+      are: on configs/cpu.py compiling them took 18 s more than running them
+      without XLA.
   """
   every: int
   env_steps: int
@@ -227,13 +230,13 @@ class Validator:
     """Whether meta-step `step` is validated."""
     return bool(self.spec.every) and step % self.spec.every == 0
 
-  def _evaluator(self, group: _Group, rule: Any) -> evaluation.Evaluator:
+  def _evaluator(self, group: _Group, rule: Any,
+                 jit_compile: bool) -> evaluation.Evaluator:
     population = self._population.spec
     return evaluation.Evaluator(
         group.layout.env_name, rule, group.layout.num_lifetimes,
         self.spec.env_steps, population.num_envs, population.unroll_length,
-        group.layout.action_space, population.prediction_size,
-        self.spec.jit_compile)
+        group.layout.action_space, population.prediction_size, jit_compile)
 
   def _alpha(self, env_name: str) -> tuple[float, float]:
     """alpha for E: the bandit's most probable arm (module docstring)."""
@@ -256,12 +259,13 @@ class Validator:
     random_returns, a2c_returns = [], []
     steps_per_env = self.spec.env_steps // self._population.spec.num_envs
     for group in self._groups:
-      evaluator = self._evaluator(group, a2c.A2C())
+      # Run once each: compiling them with XLA would cost more than it saves.
+      evaluator = self._evaluator(group, a2c.A2C(), jit_compile=False)
       env = evaluator.env
       random_return = random_policy.random_policy_return(
           env, self._population.spec.num_envs,
           max(steps_per_env, 2 * env.spec.max_episode_steps), group.key,
-          group.layout.num_lifetimes, self.spec.jit_compile)
+          group.layout.num_lifetimes, jit_compile=False)
       random_returns.append(np.full([group.layout.num_lifetimes],
                                     np.nan if random_return is None
                                     else random_return))
@@ -298,7 +302,8 @@ class Validator:
     if not self.record.references:
       self._measure_references()
     if not self._evaluators:
-      self._evaluators = [self._evaluator(g, self._rule) for g in self._groups]
+      self._evaluators = [self._evaluator(g, self._rule, self.spec.jit_compile)
+                          for g in self._groups]
     finals = []
     for group, evaluator in zip(self._groups, self._evaluators):
       learning_rate, kl_cost = self._alpha(group.layout.env_name)
