@@ -20,11 +20,12 @@ from lpg_tf.rules import lpg
 from tests.experiments.test_meta_train_faults import logged
 from tests.meta.test_trainer import tiny_config
 
-ENVS = ("chain/short", "tabular/sparse")
+ENVS = ("chain/short",)  # One group: the runs build faster.
 
 
 def config(**overrides):
-  return tiny_config(**{"validation.every": 1, **overrides})
+  return tiny_config(**{"population.envs": ENVS, "validation.every": 1,
+                        **overrides})
 
 
 @contextlib.contextmanager
