@@ -13,6 +13,7 @@ import time
 
 from absl.testing import absltest
 import numpy as np
+import pytest
 import reverb
 
 from lpg_tf import agents
@@ -149,6 +150,7 @@ class PipelineTest(absltest.TestCase):
     self.assertIn(0.0, np.concatenate([b.discount.numpy().ravel()
                                        for b in batches]))
 
+  @pytest.mark.slow
   def test_a_killed_actor_is_restarted_and_the_stream_continues(self):
     with _pipeline(num_actors=1, num_envs=2) as running:
       trajectories = running.trajectories()
@@ -163,6 +165,7 @@ class PipelineTest(absltest.TestCase):
     self.assertNotEqual(old_pid, new_pid)
     self.assertTrue(_dead(old_pid))
 
+  @pytest.mark.slow
   def test_an_actor_that_keeps_dying_is_reported(self):
     # Breakout's 4-action parameters: Pong actors refuse them and exit.
     with _pipeline(num_actors=1, num_envs=2, params=_params("atari/Breakout"),

@@ -123,6 +123,7 @@ class ResumeTest(absltest.TestCase):
     for (_, x), (_, y) in zip(a, b):
       np.testing.assert_array_equal(x, y)
 
+  @pytest.mark.slow
   def test_a_half_written_checkpoint_does_not_break_resume(self):
     workdir = self.create_tempdir().full_path
     meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
