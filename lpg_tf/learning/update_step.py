@@ -45,8 +45,8 @@ class UpdateInfo(NamedTuple):
 
 
 def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
-                next_prediction_logits: tf.Tensor,
-                gamma: tf.Tensor) -> types.RuleInputs:
+                next_prediction_logits: tf.Tensor, gamma: tf.Tensor,
+                y_softmax: bool = True) -> types.RuleInputs:
   """The rule's view of a trajectory (x_t of Section 3.1), `[T, L * B, ...]`.
 
   y(s_{t+1}) is read on the true next observation, the terminal one at a
@@ -56,9 +56,11 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
   Args:
     trajectory: `[L, T, B, ...]`.
     outputs: the agent's outputs at s_0..s_T, `[L, T + 1, B, ...]`.
-    next_prediction_logits: `[L, T, B, m]` the agent's prediction logits on
+    next_prediction_logits: `[L, T, B, m]` the agent's prediction head on
       `trajectory.next_observation`.
     gamma: `[L]` discount factor of each lifetime.
+    y_softmax: y is the softmax of the prediction head (Section 3.1); False:
+      the head's raw output (`rules.base.LossConfig.y_softmax`).
   """
   shapes.assert_shapes("rule_inputs", shapes.trajectory_and_outputs(
       trajectory, outputs) + [
@@ -67,7 +69,8 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
       ("gamma", gamma, ["L"])])
   pi_a = tf.exp(rl_math.log_prob(outputs.policy_logits[:, :-1],
                                       trajectory.action))
-  y = tf.nn.softmax(outputs.prediction_logits)
+  to_y = tf.nn.softmax if y_softmax else tf.identity
+  y = to_y(outputs.prediction_logits)
   gamma_t = tf.broadcast_to(gamma[:, None, None], trajectory.reward.shape)
   return types.RuleInputs(
       reward=layout.to_time_major(trajectory.reward),
@@ -75,7 +78,7 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
       gamma=layout.to_time_major(gamma_t),
       pi_a=layout.to_time_major(pi_a),
       y=layout.to_time_major(y[:, :-1]),
-      y_next=layout.to_time_major(tf.nn.softmax(next_prediction_logits)),
+      y_next=layout.to_time_major(to_y(next_prediction_logits)),
       baseline=layout.to_time_major(outputs.baseline))
 
 
@@ -154,7 +157,8 @@ def update_groups(rule: rule_base.UpdateRule, groups: Sequence[GroupUpdate]
                                     group.trajectory.next_observation)
       all_outputs.append(outputs)
       all_inputs.append(rule_inputs(group.trajectory, outputs,
-                                    next_outputs.prediction_logits, group.gamma))
+                                    next_outputs.prediction_logits, group.gamma,
+                                    rule.loss_config.y_softmax))
     with inner_tape.stop_recording():
       flat_inputs = types.RuleInputs(*[
           None if x is None else _finite_or_zero(x)

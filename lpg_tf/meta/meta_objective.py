@@ -75,6 +75,8 @@ def target_spread(targets: types.RuleOutput) -> tf.Tensor:
   the same vector everywhere (e.g. uniform, which carries no information about
   the state), up to 1 - 1/(T B) when each step gets its own one-hot target.
   Not part of Eq. 4: it only shows whether the rule uses y (Sections 4.2-4.3).
+  For a y_hat in R^m (no softmax; LPG-V's TD(lambda) return) it is half the
+  mean L1 distance from the mean target.
   """
   y_hat = tf.stop_gradient(targets.y_hat)
   mean = tf.reduce_mean(y_hat, axis=[1, 2], keepdims=True)

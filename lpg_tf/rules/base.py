@@ -21,10 +21,16 @@ class LossConfig(NamedTuple):
     baseline_cost: c_f, weight of 1/2 (f(s) - f_hat)^2.
     entropy_cost: beta_H, weight of the policy-entropy bonus (A2C only; LPG's
       entropy regulariser belongs to the meta-objective, Eq. 4).
+    y_softmax: the agent's prediction y is the softmax of its prediction head,
+      on the m-simplex, and the prediction term is alpha_y KL(y || y_hat)
+      (Eq. 2). False: y is the head's raw output in R^m, the rule reads it raw
+      and the term is alpha_y ||y - y_hat||^2 (Section 4.4's "LPG w/o
+      Softmax(y)"; LPG-V's value v, m = 1, learns this way too).
   """
   subtract_baseline: bool = False
   baseline_cost: float = 0.0
   entropy_cost: float = 0.0
+  y_softmax: bool = True
 
 
 # Eq. 7 (Appendix B.2): the agent subtracts f(s) from pi_hat and regresses f(s)

@@ -13,6 +13,12 @@ terminal steps, and two linear heads on its output h_t give the targets
 
 which the agent follows through Eq. 2 (or Eq. 7 with the baseline of Appendix
 B.2). The rule never reads values: `RuleInputs.baseline` is ignored.
+
+`y_softmax=False` is Section 4.4's "LPG w/o Softmax(y)": y in R^m is read raw
+and y_hat_t = W_y h_t + b_y is unconstrained; the agent then regresses y on
+y_hat by squared error (`base.LossConfig.y_softmax`). LPG-V, the variant that
+reads a TD(lambda) value instead of y and learns only pi_hat, is
+`rules.lpg_v.LPGV`, this network with the y_hat head left out (`_heads`).
 """
 
 from typing import Optional, Sequence
@@ -30,6 +36,7 @@ HIDDEN_SIZE = 256  # Appendix B.1: "A backward LSTM with 256 units".
 PREDICTION_SIZE = 30  # Table 2: m, the size of the prediction vector y.
 EMBEDDING_SIZES = (16, 1)  # Appendix B.1: phi = Dense(16)-Dense(1).
 NUM_SCALAR_INPUTS = 4  # r_t, d_t, gamma, pi(a_t|s_t).
+KIND = "lpg"  # The rule's kind in configs and exports (rules.lpg_v: "lpg_v").
 
 
 class LPG(snt.Module, base.UpdateRule):
@@ -46,6 +53,7 @@ class LPG(snt.Module, base.UpdateRule):
                embedding_sizes: Sequence[int] = EMBEDDING_SIZES,
                use_baseline: bool = False,
                y_head_init_stddev: Optional[float] = None,
+               y_softmax: bool = True,
                dtype: tf.DType = tf.float32,
                name: str = "lpg"):
     """Configures the rule; variables are created on the first call.
@@ -63,6 +71,8 @@ class LPG(snt.Module, base.UpdateRule):
         state, so the agents' y carries information the rule can learn to use
         from the first meta-step (issue 12: with the default, y_hat stays
         uniform). Only the initialisation: an exported rule does not need it.
+      y_softmax: y and y_hat on the m-simplex, compared by KL (Eq. 2); False:
+        both in R^m, compared by squared error (Section 4.4's ablation).
       dtype: the LSTM's dtype (float64 serves finite-difference tests); the
         other layers take the dtype of their inputs.
       name: module name.
@@ -72,6 +82,7 @@ class LPG(snt.Module, base.UpdateRule):
     self._prediction_size = prediction_size
     self._embedding_sizes = tuple(embedding_sizes)
     self._use_baseline = use_baseline
+    self._y_softmax = y_softmax
     self._input_size = NUM_SCALAR_INPUTS + 2 * self._embedding_sizes[-1]
     self._embedding = snt.BatchApply(
         snt.nets.MLP(self._embedding_sizes, activation=tf.nn.relu,
@@ -80,10 +91,19 @@ class LPG(snt.Module, base.UpdateRule):
     self._core = lstm_backward.BackwardLSTM(hidden_size, dtype=self._dtype,
                                             name="lstm")
     self._pi_head = snt.Linear(1, name="pi_head")
-    y_init = (None if y_head_init_stddev is None else
-              snt.initializers.TruncatedNormal(stddev=y_head_init_stddev))
-    self._y_head = snt.Linear(prediction_size, w_init=y_init, name="y_head")
-    self._loss_config = base.EQ7_LOSS if use_baseline else base.LossConfig()
+    self._y_head = self._make_y_head(y_head_init_stddev)
+    self._loss_config = (base.EQ7_LOSS if use_baseline else
+                         base.LossConfig())._replace(y_softmax=y_softmax)
+
+  def _make_y_head(self, init_stddev: Optional[float]) -> Optional[snt.Linear]:
+    """The y_hat head (m outputs); None in a rule that learns no y_hat."""
+    w_init = (None if init_stddev is None else
+              snt.initializers.TruncatedNormal(stddev=init_stddev))
+    return snt.Linear(self._prediction_size, w_init=w_init, name="y_head")
+
+  def _heads(self) -> list[snt.Linear]:
+    """The linear read-outs of h_t, in output order: pi_hat, then y_hat."""
+    return [self._pi_head] + ([] if self._y_head is None else [self._y_head])
 
   @property
   def hidden_size(self) -> int:
@@ -100,6 +120,19 @@ class LPG(snt.Module, base.UpdateRule):
   @property
   def use_baseline(self) -> bool:
     return self._use_baseline
+
+  @property
+  def kind(self) -> str:
+    return KIND
+
+  @property
+  def y_softmax(self) -> bool:
+    return self._y_softmax
+
+  @property
+  def td_lambda(self) -> Optional[float]:
+    """lambda of a TD(lambda) value target (LPG-V); None: eta learns y_hat."""
+    return None
 
   @property
   def loss_config(self) -> base.LossConfig:
@@ -120,8 +153,23 @@ class LPG(snt.Module, base.UpdateRule):
     Returns:
       `pi_hat` `[T, N]`, `y_hat` `[T, N, m]` on the simplex, its logits
       `y_hat_logits` (the KL of Eq. 2 reads them), and, with `use_baseline`,
-      `baseline_target` = `pi_hat` (Eq. 7), else None.
+      `baseline_target` = `pi_hat` (Eq. 7), else None. With `y_softmax` False,
+      `y_hat` is the head's raw output and `y_hat_logits` None.
     """
+    outputs = self._read_out(inputs, portable)  # [T, N, 1 + m]
+    pi_hat = outputs[..., 0]
+    y_hat = outputs[..., 1:]
+    baseline_target = pi_hat if self._use_baseline else None
+    if not self._y_softmax:
+      return types.RuleOutput(pi_hat=pi_hat, y_hat=y_hat,
+                              baseline_target=baseline_target)
+    return types.RuleOutput(
+        pi_hat=pi_hat, y_hat=tf.nn.softmax(y_hat),
+        baseline_target=baseline_target, y_hat_logits=y_hat)
+
+  def _read_out(self, inputs: types.RuleInputs, portable: bool) -> tf.Tensor:
+    """The heads' read-outs of the backward LSTM, `[T, N, sum of head sizes]`
+    in `_heads` order; `portable` as in `__call__`."""
     self._check_shapes(inputs)
     scalars = tf.stack(
         [inputs.reward, inputs.discount, inputs.gamma, inputs.pi_a], axis=-1)
@@ -129,26 +177,20 @@ class LPG(snt.Module, base.UpdateRule):
         [scalars, self._embedding(inputs.y), self._embedding(inputs.y_next)],
         axis=-1)  # [T, N, 4 + 2 * embedding_sizes[-1]]
     # The backward LSTM with resets (Appendix B.1): h_t sees steps t.. of its own
-    # episode only. Both heads are read out inside the LSTM op (lstm_backward),
+    # episode only. The heads are read out inside the LSTM op (lstm_backward),
     # whose gradient recomputes h instead of keeping it.
     self._create_heads()
-    w_out = tf.concat([self._pi_head.w, self._y_head.w], axis=1)
-    b_out = tf.concat([self._pi_head.b, self._y_head.b], axis=0)
-    outputs = self._core(x, inputs.discount, w_out, b_out,
-                         portable=portable)  # [T, N, 1 + m]
-    pi_hat = outputs[..., 0]
-    y_hat_logits = outputs[..., 1:]
-    return types.RuleOutput(
-        pi_hat=pi_hat, y_hat=tf.nn.softmax(y_hat_logits),
-        baseline_target=pi_hat if self._use_baseline else None,
-        y_hat_logits=y_hat_logits)
+    heads = self._heads()
+    w_out = tf.concat([head.w for head in heads], axis=1)
+    b_out = tf.concat([head.b for head in heads], axis=0)
+    return self._core(x, inputs.discount, w_out, b_out, portable=portable)
 
   @snt.once
   def _create_heads(self) -> None:
     """Creates the heads' variables (snt.Linear makes them on a first call)."""
     hidden = tf.zeros([1, self._hidden_size], self._dtype)
-    self._pi_head(hidden)
-    self._y_head(hidden)
+    for head in self._heads():
+      head(hidden)
 
   def build(self) -> None:
     """Creates the rule's variables (Sonnet creates them on the first call) by
