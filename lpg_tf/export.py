@@ -1,4 +1,4 @@
-"""SavedModel export and loading of an LPG rule (DESIGN.md idiom 7).
+"""SavedModel export and loading of an LPG or LPG-V rule (DESIGN.md idiom 7).
 
 An exported rule is a plain `tf.Module` (no Sonnet) holding copies of the rule's
 variables and one `serving_default` signature, time-major with T and B free:
@@ -49,9 +49,10 @@ ONNX_OPSET = 15
 ONNX_CHECK_TOLERANCE = 1e-4
 # The weight inputs of a converted graph before an export binds them.
 _ONNX_WEIGHT_PREFIX = "eta/"
-# Converted graphs (weights as inputs) by architecture, filled by exports that
-# passed their check: a conversion takes about 2 s of CPU, binding weights
-# 0.1 s, and a meta-training run exports one architecture at every checkpoint.
+# Converted graphs (weights as inputs) by architecture and meaning of y (kind,
+# y_softmax, td_lambda), filled by exports that passed their check: a
+# conversion takes about 2 s of CPU, binding weights 0.1 s, and a
+# meta-training run exports one architecture at every checkpoint.
 _ONNX_GRAPHS: dict[tuple, onnx.ModelProto] = {}
 
 
@@ -87,8 +88,9 @@ def export_rule(rule: lpg.LPG, path: str) -> None:
     tf.saved_model.save(module, staging,
                         signatures={saved_model.SIGNATURE_KEY: module.serve})
     _write_onnx(rule, os.path.join(staging, saved_model.ONNX_PATH))
-    metadata = saved_model.RuleMetadata(rule.hidden_size, rule.prediction_size,
-                            rule.embedding_sizes, rule.use_baseline)
+    metadata = saved_model.RuleMetadata(
+        rule.hidden_size, rule.prediction_size, rule.embedding_sizes,
+        rule.use_baseline, rule.kind, rule.y_softmax, rule.td_lambda)
     _write_metadata(staging, metadata)
     _replace_directory(staging, path)
   finally:
@@ -105,9 +107,10 @@ def _directory_mode() -> int:
 def load_rule_into(rule: lpg.LPG, path: str) -> None:
   """Restores the weights of the rule exported at `path` into `rule`.
 
-  `rule` must have the exported hidden_size, prediction_size and
-  embedding_sizes; `use_baseline` may differ, since it changes the agent's loss
-  and not the network (Appendix B.2 meta-tests a rule with a baseline added).
+  `rule` must have the exported kind, hidden_size, prediction_size,
+  embedding_sizes and y_softmax; `use_baseline` may differ, since it changes
+  the agent's loss and not the network (Appendix B.2 meta-tests a rule with a
+  baseline added), and so may LPG-V's td_lambda, which has no weights.
 
   Raises:
     errors.ConfigError: `path` is not an lpg_tf rule export, its signature is
@@ -117,7 +120,8 @@ def load_rule_into(rule: lpg.LPG, path: str) -> None:
   mismatched = [
       f"{field} {getattr(metadata, field)} (export) != "
       f"{getattr(rule, field)} (rule)"
-      for field in ("hidden_size", "prediction_size", "embedding_sizes")
+      for field in ("kind", "hidden_size", "prediction_size",
+                    "embedding_sizes", "y_softmax")
       if getattr(metadata, field) != getattr(rule, field)
   ]
   if mismatched:
@@ -187,7 +191,8 @@ def _targets(rule: lpg.LPG, weights: list, portable: bool, reward: tf.Tensor,
 
 def _write_onnx(rule: lpg.LPG, onnx_file: str) -> None:
   """Writes the rule as an ONNX graph, once onnxruntime agrees with the rule."""
-  key = (rule.prediction_size,
+  # The graph is a function of the architecture and of what y means.
+  key = (rule.kind, rule.y_softmax, rule.td_lambda, rule.prediction_size,
          tuple((_variable_key(rule, v), tuple(v.shape), v.dtype.name)
                for v in rule.variables))
   graph = _ONNX_GRAPHS[key] if key in _ONNX_GRAPHS else _convert_to_onnx(rule)

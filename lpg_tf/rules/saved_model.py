@@ -9,12 +9,19 @@ is time-major with T and B free,
   outputs  pi_hat [T, B], y_hat [T, B, m]
 
 all float32, with the rule's configuration in `assets.extra/lpg_tf_rule.json`
-and, next to the SavedModel, the same function as an ONNX graph in `rule.onnx`
+(`RuleMetadata`) and, next to the SavedModel, the same function as an ONNX graph in `rule.onnx`
 (same input and output names, T and B free) for onnxruntime without TensorFlow.
 Nothing here reads `rule.onnx`: exports written before it existed load as ever.
 The signature carries y_hat's probabilities, not its logits, so a loaded rule's
 `RuleOutput.y_hat_logits` is None and the agent's KL uses a floored log of y_hat
 (`rl_math.kl_divergence`); meta-testing does not differentiate through it.
+
+What y means is the metadata's: `y_softmax` true, y and y_hat are on the
+simplex and the agent's prediction term is the KL of Eq. 2; false (Section
+4.4's "LPG w/o Softmax(y)"), both are in R^m and the term is the squared
+error. An LPG-V rule (`kind` "lpg_v", `rules.lpg_v`) has m = 1, y = v the
+agent's value, y_hat its TD(lambda) return (`td_lambda`), and y_softmax false.
+Format version 1 (before these fields) reads as kind "lpg" with y_softmax true.
 `SavedModelRule` is such an export behind the `UpdateRule` interface, so a
 meta-learned rule is meta-tested exactly like A2C (Section 4.5). It lives here,
 with the rules, because a loaded rule is a rule; `export.py` only writes.
@@ -31,7 +38,9 @@ from lpg_tf import types
 from lpg_tf.rules import base
 
 FORMAT = "lpg_tf.rules.lpg.LPG"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: written before kind, y_softmax and td_lambda.
+KINDS = ("lpg", "lpg_v")  # rules.lpg.KIND, rules.lpg_v.KIND
 METADATA_PATH = os.path.join("assets.extra", "lpg_tf_rule.json")
 SIGNATURE_KEY = "serving_default"
 ONNX_PATH = "rule.onnx"
@@ -41,11 +50,23 @@ OUTPUT_RANKS = {"pi_hat": 2, "y_hat": 3}
 
 
 class RuleMetadata(NamedTuple):
-  """The configuration an exported rule was built with."""
+  """The configuration an exported rule was built with.
+
+  Attributes:
+    hidden_size, prediction_size, embedding_sizes, use_baseline: the LPG
+      module's (rules.lpg.LPG).
+    kind: "lpg", or "lpg_v" (rules.lpg_v.LPGV: y is a value, m = 1).
+    y_softmax: y is a softmax and the agent's prediction term a KL (Eq. 2);
+      false: y in R^m and a squared error.
+    td_lambda: LPG-V's lambda of the value's TD(lambda) target; None for LPG.
+  """
   hidden_size: int
   prediction_size: int
   embedding_sizes: tuple[int, ...]
   use_baseline: bool
+  kind: str = KINDS[0]
+  y_softmax: bool = True
+  td_lambda: Optional[float] = None
 
 
 def read_metadata(path: str) -> RuleMetadata:
@@ -62,20 +83,35 @@ def read_metadata(path: str) -> RuleMetadata:
     raise errors.ConfigError(
         f"{path!r} is not an lpg_tf rule export: {METADATA_PATH} has format "
         f"{content.get('format')!r}, expected {FORMAT!r}.")
-  if content.get("format_version") != FORMAT_VERSION:
+  if content.get("format_version") not in READABLE_VERSIONS:
     raise errors.ConfigError(
         f"{path!r} has lpg_tf rule format version "
-        f"{content.get('format_version')!r}; this lpg_tf reads version "
-        f"{FORMAT_VERSION}.")
+        f"{content.get('format_version')!r}; this lpg_tf reads versions "
+        f"{', '.join(map(str, READABLE_VERSIONS))}.")
   try:
-    return RuleMetadata(
+    metadata = RuleMetadata(
         hidden_size=int(content["hidden_size"]),
         prediction_size=int(content["prediction_size"]),
         embedding_sizes=tuple(int(s) for s in content["embedding_sizes"]),
         use_baseline=bool(content["use_baseline"]))
+    if content["format_version"] > 1:
+      td_lambda = content["td_lambda"]
+      metadata = metadata._replace(
+          kind=str(content["kind"]), y_softmax=bool(content["y_softmax"]),
+          td_lambda=None if td_lambda is None else float(td_lambda))
   except (KeyError, TypeError, ValueError) as e:
     raise errors.ConfigError(
         f"{path!r}: malformed {METADATA_PATH} ({e!r}).") from e
+  if metadata.kind not in KINDS:
+    raise errors.ConfigError(
+        f"{path!r}: {METADATA_PATH} has kind {metadata.kind!r}; this lpg_tf "
+        f"reads {', '.join(KINDS)}.")
+  return metadata
+
+
+def has_metadata(path: str) -> bool:
+  """Whether `path` holds the metadata `read_metadata` reads."""
+  return os.path.isfile(os.path.join(path, METADATA_PATH))
 
 
 class SavedModelRule(base.UpdateRule):
@@ -84,8 +120,9 @@ class SavedModelRule(base.UpdateRule):
   def __init__(self, path: str, use_baseline: Optional[bool] = None):
     """Loads the export at `path` and checks its signature.
 
-    Only the `serving_default` signature is required of the SavedModel; the
-    export's metadata is read only when `use_baseline` is None.
+    Only the `serving_default` signature is required of the SavedModel when
+    `use_baseline` is given; the export's metadata, if any, then still says
+    what y means (without it: LPG's softmax y).
 
     Args:
       path: a SavedModel directory with the signature of `export_rule`'s.
@@ -98,11 +135,14 @@ class SavedModelRule(base.UpdateRule):
     self._loaded = load_saved_model(path)
     self._serve = self._loaded.signatures[SIGNATURE_KEY]
     self._prediction_size = check_signature(path, self._serve)
+    metadata = (read_metadata(path)
+                if use_baseline is None or has_metadata(path) else None)
     if use_baseline is None:
-      use_baseline = read_metadata(path).use_baseline
+      use_baseline = metadata.use_baseline
     self._use_baseline = use_baseline
     self._loss_config = (base.EQ7_LOSS if self._use_baseline
-                         else base.LossConfig())
+                         else base.LossConfig())._replace(
+                             y_softmax=metadata is None or metadata.y_softmax)
 
   @property
   def prediction_size(self) -> int:
@@ -113,7 +153,8 @@ class SavedModelRule(base.UpdateRule):
     return self._loss_config
 
   def __call__(self, inputs: types.RuleInputs) -> types.RuleOutput:
-    """The exported rule's targets; see `lpg.LPG.__call__`."""
+    """The exported rule's targets; see `lpg.LPG.__call__` and
+    `lpg_v.LPGV.__call__`."""
     m = inputs.y.shape[-1]
     if m != self._prediction_size:
       raise errors.ConfigError(

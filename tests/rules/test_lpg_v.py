@@ -1,6 +1,8 @@
 """LPG-V (Section 4.1) and LPG without softmax y (Section 4.4): the rules'
-targets, their TD(lambda) return and their gradient."""
+targets, their TD(lambda) return, their gradient and their export."""
 
+import json
+import os
 from unittest import mock
 
 from absl.testing import absltest
@@ -8,10 +10,13 @@ import numpy as np
 import tensorflow as tf
 
 from lpg_tf import errors
+from lpg_tf import export
+from lpg_tf import rules
 from lpg_tf import types
 from lpg_tf.rules import lpg
 from lpg_tf.rules import lpg_v
 from lpg_tf.rules import lstm_backward
+from lpg_tf.rules import saved_model
 
 T, N, H, LAMBDA = 6, 3, 8, 0.8
 
@@ -120,6 +125,44 @@ class RawPredictionLPGTest(absltest.TestCase):
     self.assertIsNone(raw.y_hat_logits)
     self.assertFalse(raw_rule.loss_config.y_softmax)
     self.assertTrue(softmax_rule.loss_config.y_softmax)
+
+
+class ExportTest(absltest.TestCase):
+
+  def test_an_exported_lpg_v_rule_is_a_rule(self):
+    rule = lpg_v.LPGV(hidden_size=H, td_lambda=LAMBDA)
+    path = os.path.join(self.create_tempdir().full_path, "rule")
+    export.export_rule(rule, path)
+    metadata = saved_model.read_metadata(path)
+    self.assertEqual((metadata.kind, metadata.prediction_size,
+                      metadata.y_softmax, metadata.td_lambda),
+                     ("lpg_v", 1, False, LAMBDA))
+    loaded = rules.make(path)
+    self.assertEqual(loaded.prediction_size, 1)
+    self.assertEqual(loaded.loss_config, rule.loss_config)
+    inputs = value_inputs()
+    out, expected = loaded(inputs), rule(inputs)
+    self.assertEqual(out.pi_hat.shape, (T, N))
+    np.testing.assert_allclose(out.pi_hat, expected.pi_hat, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(out.y_hat, expected.y_hat, rtol=1e-5,
+                               atol=1e-6)
+    # Its weights load into an LPG-V rule, never into an LPG.
+    export.load_rule_into(lpg_v.LPGV(hidden_size=H), path)
+    with self.assertRaisesRegex(errors.ConfigError,
+                                "kind lpg_v \\(export\\) != lpg"):
+      export.load_rule_into(lpg.LPG(hidden_size=H, prediction_size=1), path)
+
+  def test_format_version_1_reads_as_lpg_with_softmax_y(self):
+    path = self.create_tempdir().full_path
+    os.makedirs(os.path.dirname(os.path.join(path, saved_model.METADATA_PATH)))
+    with open(os.path.join(path, saved_model.METADATA_PATH), "w") as f:
+      json.dump({"format": saved_model.FORMAT, "format_version": 1,
+                 "hidden_size": 32, "prediction_size": 30,
+                 "embedding_sizes": [16, 1], "use_baseline": False}, f)
+    metadata = saved_model.read_metadata(path)
+    self.assertEqual((metadata.kind, metadata.y_softmax, metadata.td_lambda),
+                     ("lpg", True, None))
 
 
 if __name__ == "__main__":
