@@ -27,12 +27,20 @@ def get_config() -> ml_collections.ConfigDict:
   config.population.lifetime_scale = 0.1  # x Table 3's lifetimes.
 
   config.rule = ml_collections.ConfigDict()
+  # "lpg", or "lpg_v" (Section 4.1's LPG-V: the agents predict a value v trained
+  # by TD(rule.td_lambda) and eta learns pi_hat only; population.prediction_size,
+  # rule.y_softmax and Eq. 4's beta1, beta3 do not apply).
+  config.rule.kind = "lpg"
   config.rule.hidden_size = 32  # Appendix B.1: 256.
   config.rule.embedding_sizes = (16, 1)  # Appendix B.1.
   config.rule.use_baseline = False
   # Initial stddev of the y_hat head's weights; None: Sonnet's 1/sqrt(hidden_size).
   config.rule.y_head_init_stddev = ml_collections.FieldReference(
       None, field_type=float)
+  # False: y in R^m without softmax, alpha_y ||y - y_hat||^2 in place of the KL
+  # of Eq. 2 (Figure 7's "LPG w/o Softmax(y)"); needs meta.prediction_entropy_cost=0.
+  config.rule.y_softmax = True
+  config.rule.td_lambda = 0.95  # LPG-V's TD(lambda) of the value; not in the paper.
 
   config.meta = ml_collections.ConfigDict()
   config.meta.learning_rate = 1e-3  # Table 2: 1e-4, for 960 lifetimes.
@@ -46,6 +54,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.meta.entropy_reset_threshold = 1e-3
   config.meta.critic_learning_rate = 0.01  # Adam, for the outer A2C's critics.
   config.meta.max_grad_norm = 0.0  # Global-norm clipping of the meta-gradient; 0 = off.
+  # The bandit p(alpha|E) of Section 3.4; False: every lifetime gets its
+  # environment's fixed alpha, the middle of Table 3's grid (Figure 7's
+  # "LPG fixed hyper").
+  config.meta.bandit = True
 
   config.num_meta_steps = 1500  # ~8.5 minutes on 2 cores, all included.
   # A budget of environment steps instead of num_meta_steps (paper.py).

@@ -1,8 +1,9 @@
 """Range checks for every value of a meta-training config (configs/cpu.py's keys).
 
 `check` raises `errors.ConfigError` naming the first bad value, with its
-allowed range, before anything is written: a config that passes can only fail
-later for reasons outside the config (disk, signals, divergence).
+allowed range, or the first combination of values that has no meaning
+(`COMBINATIONS`), before anything is written: a config that passes can only
+fail later for reasons outside the config (disk, signals, divergence).
 """
 
 import math
@@ -36,6 +37,11 @@ POSITIVE_INTS: Check = ("a non-empty sequence of positive integers",
                         and all(_int(x) and x > 0 for x in v))
 
 
+def one_of(*values: str) -> Check:
+  """One of the strings `values`."""
+  return (f"one of {', '.join(map(repr, values))}", lambda v: v in values)
+
+
 def optional(check: Check) -> Check:
   """`check`, or None (a value that another key replaces, e.g. a run length)."""
   allowed, is_valid = check
@@ -63,6 +69,9 @@ SCHEMA: Dict[str, Check] = {
     "rule.embedding_sizes": POSITIVE_INTS,
     "rule.use_baseline": BOOL,
     "rule.y_head_init_stddev": optional(POSITIVE),
+    "rule.kind": one_of("lpg", "lpg_v"),
+    "rule.y_softmax": BOOL,
+    "rule.td_lambda": UNIT_INTERVAL,
     "meta.learning_rate": POSITIVE,
     "meta.prediction_entropy_cost": NON_NEGATIVE,
     "meta.pi_hat_l2_cost": NON_NEGATIVE,
@@ -74,6 +83,7 @@ SCHEMA: Dict[str, Check] = {
     "meta.entropy_reset_threshold": NON_NEGATIVE,
     "meta.critic_learning_rate": POSITIVE,
     "meta.max_grad_norm": optional(NON_NEGATIVE),
+    "meta.bandit": BOOL,
     # Exactly one of the two is set (lpg_tf.meta.run_length checks it).
     "num_meta_steps": optional(POSITIVE_INT),
     "total_env_steps": optional(POSITIVE),
@@ -85,6 +95,20 @@ SCHEMA: Dict[str, Check] = {
     "validation.env_steps": POSITIVE_INT,
     "validation.lifetimes": POSITIVE_INT,
 }
+
+
+# Values that are each in range but mean nothing together: (applies, message).
+COMBINATIONS: Tuple[Tuple[Callable[[Dict[str, Any]], bool], str], ...] = (
+    (lambda c: not c["rule.y_softmax"] and c["rule.kind"] == "lpg"
+     and c["meta.prediction_entropy_cost"] > 0,
+     "config.rule.y_softmax=False makes y a vector in R^m, which has no "
+     "entropy: config.meta.prediction_entropy_cost (beta1 of Eq. 4, H(y)) must "
+     "be 0 with it (--config.meta.prediction_entropy_cost=0)"),
+    (lambda c: c["rule.kind"] == "lpg_v"
+     and c["rule.y_head_init_stddev"] is not None,
+     "config.rule.y_head_init_stddev initialises LPG's y_hat head; LPG-V "
+     "(config.rule.kind='lpg_v') has none: leave it None"),
+)
 
 
 def _flatten(config: ml_collections.ConfigDict, prefix: str = "") -> Dict[str, Any]:
@@ -112,3 +136,6 @@ def check(config: ml_collections.ConfigDict) -> None:
   for key, (allowed, is_valid) in SCHEMA.items():
     if not is_valid(flat[key]):
       raise errors.ConfigError(f"config.{key} must be {allowed}, got {flat[key]!r}")
+  for applies, message in COMBINATIONS:
+    if applies(flat):
+      raise errors.ConfigError(message)

@@ -1,5 +1,13 @@
 """Meta-train an LPG rule: the library side of `launchers/tpu_meta_train.py`.
 
+`config.rule.kind` chooses the rule: LPG (`rules.lpg`), or LPG-V
+(`rules.lpg_v`, Section 4.1), whose agents predict a value v (m = 1) trained by
+TD(lambda) instead of y; Eq. 4's beta1 H(y) and beta3 ||y_hat||^2 and
+`config.population.prediction_size` do not apply to it and are left out.
+Figure 7's ablations are config values: `rule.y_softmax`,
+`meta.prediction_entropy_cost`, `meta.pi_hat_l2_cost` and `meta.y_hat_l2_cost`,
+and `meta.bandit` (README).
+
 Work directory layout:
   DIR/config.json     the run's config (a continued run must match it)
   DIR/checkpoints/    tf.train.Checkpoint of the whole training state
@@ -62,6 +70,7 @@ from lpg_tf.meta import run_length
 from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.meta import validation as validation_lib
 from lpg_tf.rules import lpg
+from lpg_tf.rules import lpg_v
 from lpg_tf.rules import saved_model
 
 CONFIG_NAME = run_directory.CONFIG_NAME
@@ -74,6 +83,17 @@ TB_DIR = "tb"
 RESUMABLE_FIELDS = ("num_meta_steps", "total_env_steps", "checkpoint_every",
                     "log_every", "max_nonfinite_steps")
 CHECKPOINTS_TO_KEEP = 3
+# Config keys added after runs existed, with the values that keep the older
+# runs' behaviour: a run directory whose config.json lacks them continues.
+ADDED_FIELDS = {"rule.kind": lpg.KIND, "rule.y_softmax": True,
+                "rule.td_lambda": lpg_v.TD_LAMBDA, "meta.bandit": True}
+
+
+def prediction_size(config: ml_collections.ConfigDict) -> int:
+  """m of the agents' prediction: the config's, or 1 (the value v) for LPG-V."""
+  if config.rule.kind == lpg_v.KIND:
+    return lpg_v.VALUE_SIZE
+  return config.population.prediction_size
 
 
 def population_spec(config: ml_collections.ConfigDict) -> population_lib.PopulationSpec:
@@ -81,28 +101,33 @@ def population_spec(config: ml_collections.ConfigDict) -> population_lib.Populat
   spec = population_lib.PopulationSpec(
       env_names=tuple(p.envs), lifetimes_per_env=p.lifetimes_per_env,
       num_envs=p.num_envs, unroll_length=p.unroll_length,
-      num_inner_updates=p.num_inner_updates, prediction_size=p.prediction_size,
+      num_inner_updates=p.num_inner_updates,
+      prediction_size=prediction_size(config),
       lifetime_scale=p.lifetime_scale,
       entropy_reset_threshold=m.entropy_reset_threshold,
       bandit_temperature=m.bandit_temperature,
       bandit_exploration_bonus=m.bandit_exploration_bonus,
-      bandit_window=m.bandit_window)
+      bandit_window=m.bandit_window, bandit=m.bandit)
   population_lib.validate_population(spec)
   return spec
 
 
 def meta_spec(config: ml_collections.ConfigDict) -> trainer_lib.MetaSpec:
+  """The meta-learner's settings; LPG-V learns no y_hat, so Eq. 4's beta1
+  and beta3 are 0 for it whatever the config says."""
   m = config.meta
   if not m.learning_rate > 0:
     raise errors.ConfigError(f"config.meta.learning_rate must be positive, got {m.learning_rate}")
   if not (m.get("max_grad_norm") or 0.0) >= 0:
     raise errors.ConfigError(
         f"config.meta.max_grad_norm must be >= 0 (0 = off), got {m.max_grad_norm}")
+  learns_y = config.rule.kind == lpg.KIND
   return trainer_lib.MetaSpec(
       learning_rate=m.learning_rate,
       costs=meta_objective.MetaObjectiveCosts(
-          prediction_entropy=m.prediction_entropy_cost,
-          pi_hat_l2=m.pi_hat_l2_cost, y_hat_l2=m.y_hat_l2_cost,
+          prediction_entropy=m.prediction_entropy_cost if learns_y else 0.0,
+          pi_hat_l2=m.pi_hat_l2_cost,
+          y_hat_l2=m.y_hat_l2_cost if learns_y else 0.0,
           advantage_lambda=m.advantage_lambda),
       critic_learning_rate=m.critic_learning_rate,
       max_grad_norm=m.get("max_grad_norm"))
@@ -117,14 +142,20 @@ def validation_spec(config: ml_collections.ConfigDict
 
 
 def build_rule(config: ml_collections.ConfigDict) -> lpg.LPG:
+  """The rule `config.rule.kind` names: LPG, or LPG-V (an `lpg.LPG` too)."""
   r = config.rule
   if r.hidden_size <= 0 or not r.embedding_sizes or min(r.embedding_sizes) <= 0:
     raise errors.ConfigError(f"config.rule has invalid sizes: {r}")
+  if r.kind == lpg_v.KIND:
+    return lpg_v.LPGV(hidden_size=r.hidden_size,
+                      embedding_sizes=tuple(r.embedding_sizes),
+                      use_baseline=r.use_baseline, td_lambda=r.td_lambda)
   return lpg.LPG(hidden_size=r.hidden_size,
                  prediction_size=config.population.prediction_size,
                  embedding_sizes=tuple(r.embedding_sizes),
                  use_baseline=r.use_baseline,
-                 y_head_init_stddev=r.y_head_init_stddev)
+                 y_head_init_stddev=r.y_head_init_stddev,
+                 y_softmax=r.y_softmax)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -163,6 +194,24 @@ def _log_run_length(config: ml_collections.ConfigDict) -> None:
   if unfinished:
     logging.warning("Lifetimes of %s are longer than the run: only their "
                     "staggered first lifetimes end", ", ".join(unfinished))
+
+
+def _log_rule(config: ml_collections.ConfigDict) -> None:
+  """Says at start which rule and which of Figure 7's switches the run has."""
+  r, m = config.rule, config.meta
+  if r.kind == lpg_v.KIND:
+    logging.info(
+        "Rule: LPG-V (Section 4.1): the agents' value v is trained by "
+        "TD(lambda=%g) and eta learns pi_hat only; population.prediction_size, "
+        "rule.y_softmax, meta.prediction_entropy_cost and meta.y_hat_l2_cost "
+        "do not apply", r.td_lambda)
+  else:
+    logging.info("Rule: LPG with %s y (m = %d)",
+                 "softmax" if r.y_softmax else "raw (no softmax)",
+                 config.population.prediction_size)
+  if not m.bandit:
+    logging.info("Fixed hyperparameters: every lifetime uses its environment's "
+                 "middle (alpha_lr, alpha_y) of Table 3; no bandit")
 
 
 def _config_json(config: ml_collections.ConfigDict) -> Dict[str, Any]:
@@ -244,7 +293,8 @@ class Progress:
 
   def _bandit_scalars(self) -> Dict[str, float]:
     scalars = {}
-    for name, bandit in self._trainer.population.bandits.bandits.items():
+    bandits = self._trainer.population.bandits
+    for name, bandit in (bandits.bandits.items() if bandits else ()):
       probabilities = bandit.probabilities()
       for arm in range(bandit.num_arms):
         learning_rate, kl_cost = bandit.arm_values(arm)
@@ -325,7 +375,8 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
     saved_model.read_metadata(init_rule)
   with stop_signals.StopRequests() as stop:
     lock, start_from = run_directory.open_run(
-        workdir, _config_json(config), RESUMABLE_FIELDS, resume, init_rule)
+        workdir, _config_json(config), RESUMABLE_FIELDS, resume, init_rule,
+        ADDED_FIELDS)
     with lock:
       return _run(config, workdir, start_from, init_rule, stop)
 
@@ -335,6 +386,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
          stop: stop_signals.StopRequests) -> Dict[str, float]:
   """meta_train's loop, in a locked run directory."""
   _log_run_length(config)
+  _log_rule(config)
   strategy = strategy_lib.resolve(config.strategy)
   # eta_0 comes from Sonnet's initialisers (stateful ops): the global seed makes
   # it a function of config.seed. Everything else draws from stateless seeds.

@@ -90,6 +90,11 @@ def load_rules(rule_path: str, seed: int):
         f"--rule {rule_path!r} is not a directory: give an exported rule "
         "(SavedModel, e.g. <meta-train workdir>/rule)")
   metadata = saved_model.read_metadata(rule_path)
+  if metadata.kind != lpg.KIND or not metadata.y_softmax:
+    raise errors.ConfigError(
+        f"--rule {rule_path!r} is an {metadata.kind} rule with "
+        f"y_softmax={metadata.y_softmax}: the probe reads y as a softmax "
+        "prediction vector, which only LPG with y_softmax has")
   rule = saved_model.SavedModelRule(rule_path)
   tf.random.set_seed(seed)
   untrained = lpg.LPG(hidden_size=metadata.hidden_size,

@@ -9,6 +9,9 @@ directory starts a new run or continues the one it holds:
     change): the run continues from its newest intact checkpoint, or from step
     0 if it was stopped before its first checkpoint;
   * `config.json` with another config: refused, naming the differing fields.
+    A key the saved config lacks because it was added to the configs after
+    the run started reads as the value that keeps the older behaviour
+    (`open_run`'s `added_fields`), so such a run still continues.
 
 While the run lives it holds an exclusive lock (`fcntl.flock` on `DIR/.lock`,
 which records the holder's pid), so a second trainer on the same directory gets
@@ -31,7 +34,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 from absl import logging
 import tensorflow as tf
@@ -218,6 +221,20 @@ def _read_config(workdir: str) -> Optional[Dict[str, Any]]:
                    "directory, or its config was damaged") from e
 
 
+def _with_added_fields(saved: Dict[str, Any],
+                       added_fields: Mapping[str, Any]) -> Dict[str, Any]:
+  """`saved` with every dotted key of `added_fields` it lacks set to the
+  key's value there (e.g. "rule.kind": "lpg")."""
+  saved = json.loads(json.dumps(saved))  # A deep copy.
+  for key, value in added_fields.items():
+    *path, name = key.split(".")
+    section = saved
+    for part in path:
+      section = section.setdefault(part, {})
+    section.setdefault(name, value)
+  return saved
+
+
 def _differences(saved: Dict[str, Any], current: Dict[str, Any],
                  resumable_fields: Sequence[str]) -> Sequence[str]:
   keys = (set(saved) | set(current)) - set(resumable_fields)
@@ -227,7 +244,9 @@ def _differences(saved: Dict[str, Any], current: Dict[str, Any],
 
 def open_run(workdir: str, config_json: Dict[str, Any],
              resumable_fields: Sequence[str], resume: bool,
-             init_rule: Optional[str]) -> Tuple[RunLock, Optional[str]]:
+             init_rule: Optional[str],
+             added_fields: Optional[Mapping[str, Any]] = None
+            ) -> Tuple[RunLock, Optional[str]]:
   """Locks `workdir` and decides how the run starts (module docstring).
 
   Args:
@@ -238,6 +257,9 @@ def open_run(workdir: str, config_json: Dict[str, Any],
       run is then an error.
     init_rule: the run starts eta from this exported rule; refused for a
       directory that already holds checkpoints.
+    added_fields: dotted config keys added after runs existed, with the value
+      that reproduces the behaviour of runs that predate them; a saved config
+      without such a key reads as having that value.
 
   Returns:
     The held lock (release it when the run ends) and the checkpoint to restore,
@@ -265,6 +287,7 @@ def open_run(workdir: str, config_json: Dict[str, Any],
       _write_config(workdir, config_json)
       logging.info("Starting a new run in %s", workdir)
       return lock, None
+    saved = _with_added_fields(saved, added_fields or {})
     differing = _differences(saved, config_json, resumable_fields)
     if differing:
       raise errors.ConfigError(

@@ -45,11 +45,17 @@ Choices the paper leaves open, made here:
     the first lifetime's meta-steps and stay spread.
   * "The entropy of the policy becomes 0" (Appendix B.1) is read as a mean
     policy entropy under `entropy_reset_threshold` nats over a window.
+  * Without the bandit (`PopulationSpec.bandit` False, Section 4.4's "LPG
+    fixed hyper": "trained with fixed hyperparameters for each training
+    environment instead of balancing them"), every lifetime of an environment
+    gets its fixed alpha, the middle of its Table 3 grid (the bandit's own
+    starting point, `LifetimeSettings.default_*`), and nothing is sampled or
+    recorded.
 """
 
 import dataclasses
 import functools
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -68,6 +74,7 @@ RETURN_AVERAGING = 0.1  # weight of the newest window in `recent_return`.
 ENTROPY_RESET_THRESHOLD = 1e-3  # nats: "the entropy of the policy becomes 0" (B.1).
 _RESET_SEED_OFFSET = 7919  # separates the reset stream from the groups' seeds.
 _STAGGER_SEED_OFFSET = 104729  # separates the stagger draw from other streams.
+FIXED_ARM = -1  # LifetimeState.arm of a lifetime whose alpha no bandit drew.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +95,8 @@ class PopulationSpec:
     bandit_temperature: tau of Eq. 6.
     bandit_exploration_bonus: rho of Eq. 6.
     bandit_window: lifetimes averaged in R(alpha, E).
+    bandit: draw alpha from the bandit p(alpha|E) (Section 3.4); False: every
+      lifetime gets its environment's fixed alpha (module docstring).
   """
   env_names: Sequence[str]
   lifetimes_per_env: int
@@ -100,6 +109,7 @@ class PopulationSpec:
   bandit_temperature: float = bandit_lib.TEMPERATURE
   bandit_exploration_bonus: float = bandit_lib.EXPLORATION_BONUS
   bandit_window: int = bandit_lib.WINDOW
+  bandit: bool = True
 
   @property
   def env_steps_per_window(self) -> int:
@@ -164,7 +174,7 @@ class LifetimeState(NamedTuple):
     kl_cost: `[L]` alpha_y.
     gamma: `[L]` discount factor.
     entropy_cost: `[L]` beta0 of Eq. 4.
-    arm: `[L]` int32 the bandit arm alpha came from.
+    arm: `[L]` int32 the bandit arm alpha came from (FIXED_ARM without one).
     steps: `[L]` int64 environment steps lived.
     recent_return: `[L]` moving average of the returns of completed episodes,
       the lifetime's "final return" reported to the bandit when it ends.
@@ -423,10 +433,13 @@ class Population(tf.Module):
     grids = {name: (lifetime_settings.for_env(name).learning_rates,
                     lifetime_settings.for_env(name).kl_costs)
              for name in spec.env_names}
-    self.bandits = bandit_lib.BanditSet(
-        grids, seed=seed, temperature=spec.bandit_temperature,
-        exploration_bonus=spec.bandit_exploration_bonus,
-        window=spec.bandit_window)
+    # None with fixed hyperparameters (spec.bandit False).
+    self.bandits: Optional[bandit_lib.BanditSet] = None
+    if spec.bandit:
+      self.bandits = bandit_lib.BanditSet(
+          grids, seed=seed, temperature=spec.bandit_temperature,
+          exploration_bonus=spec.bandit_exploration_bonus,
+          window=spec.bandit_window)
     self._compiled_reset = tf.function(self._reset, jit_compile=False)
     stagger = np.random.default_rng(seed + _STAGGER_SEED_OFFSET)
     for index, group in enumerate(self.groups):
@@ -465,7 +478,8 @@ class Population(tf.Module):
     For each ended lifetime, the bandit of its environment receives its final
     return (Eq. 6; `bandit_returns` for a diverged one or one without a
     completed episode), and a fresh lifetime takes its slot with alpha drawn
-    from the bandit. Runs eagerly, between compiled meta-steps.
+    from the bandit (without a bandit: the fixed alpha). Runs eagerly, between
+    compiled meta-steps.
 
     Returns:
       `ended_lifetimes` and, per group with ended lifetimes,
@@ -476,15 +490,8 @@ class Population(tf.Module):
     for index, (group, state, end) in enumerate(zip(self.groups, states, ends)):
       mask = end.ended.numpy()
       if mask.any():
-        running = tf.reduce_mean(tf.reshape(state.actor.episode_return,
-                                            [group.num_lifetimes, -1]), axis=1)
-        reported = bandit_returns(
-            state.recent_return.numpy(), state.has_return.numpy() > 0,
-            running.numpy(), end.diverged.numpy(),
-            self.bandits.lowest_return(group.env_name))
-        for l in np.flatnonzero(mask):
-          self.bandits.update(group.env_name, int(state.arm[l]),
-                              float(reported[l]))
+        if self.bandits is not None:
+          self._report(group, state, end)
         state = self._reset_group(index, state, mask)
         total_ended += int(mask.sum())
         metrics[f"{group.name_for_logs}/diverged_lifetimes"] = float(
@@ -493,10 +500,34 @@ class Population(tf.Module):
     metrics["ended_lifetimes"] = float(total_ended)
     return metrics
 
+  def _report(self, group: LifetimeGroup, state: LifetimeState,
+              end: LifetimeEnd) -> None:
+    """Feeds the final returns of the group's ended lifetimes to the bandit."""
+    running = tf.reduce_mean(tf.reshape(state.actor.episode_return,
+                                        [group.num_lifetimes, -1]), axis=1)
+    reported = bandit_returns(
+        state.recent_return.numpy(), state.has_return.numpy() > 0,
+        running.numpy(), end.diverged.numpy(),
+        self.bandits.lowest_return(group.env_name))
+    for l in np.flatnonzero(end.ended.numpy()):
+      self.bandits.update(group.env_name, int(state.arm[l]),
+                          float(reported[l]))
+
   def checkpoint_items(self) -> Dict[str, object]:
     """The population's part of a checkpoint (DESIGN.md idiom 6)."""
-    return {"groups": self.groups, "resets": self.reset_counter,
-            "bandits": self.bandits}
+    items = {"groups": self.groups, "resets": self.reset_counter}
+    if self.bandits is not None:
+      items["bandits"] = self.bandits
+    return items
+
+  def draw_alpha(self, env_name: str) -> Tuple[int, float, float]:
+    """(arm, alpha_lr, alpha_y) for a new lifetime of `env_name`: a draw from
+    its bandit (Eq. 6), or without one its fixed alpha with FIXED_ARM."""
+    if self.bandits is None:
+      settings = lifetime_settings.for_env(env_name)
+      return (FIXED_ARM, settings.default_learning_rate,
+              settings.default_kl_cost)
+    return self.bandits.sample(env_name)
 
   def _reset(self, group_index: int, state, mask, learning_rate, kl_cost, arm):
     seed = tf.stack([tf.constant(self._seed + _RESET_SEED_OFFSET, tf.int32),
@@ -506,13 +537,13 @@ class Population(tf.Module):
 
   def _reset_group(self, index: int, state: LifetimeState,
                    mask: np.ndarray) -> LifetimeState:
-    """`state` with the lifetimes in `mask` replaced; alpha drawn from the bandit."""
+    """`state` with the lifetimes in `mask` replaced; alpha from `draw_alpha`."""
     group = self.groups[index]
     lr = state.learning_rate.numpy().copy()
     kl = state.kl_cost.numpy().copy()
     arm = state.arm.numpy().copy()
     for l in np.flatnonzero(mask):
-      arm[l], lr[l], kl[l] = self.bandits.sample(group.env_name)
+      arm[l], lr[l], kl[l] = self.draw_alpha(group.env_name)
     self.reset_counter.assign_add(1)
     return self._compiled_reset(index, state, tf.constant(mask), tf.constant(lr),
                                 tf.constant(kl), tf.constant(arm))

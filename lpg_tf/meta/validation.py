@@ -15,7 +15,8 @@ What a validation does, per training environment E of the population:
     `learning.evaluation.Evaluator` with the population's B and T;
   * alpha = (alpha_lr, alpha_y) is E's bandit's most probable arm now (what a
     meta-tester would pick from p(alpha|E)); before any lifetime of E has
-    ended (every arm untried) it is the grid's middle, the population's own
+    ended (every arm untried), and always in a population without a bandit
+    (fixed hyperparameters), it is the grid's middle, the population's own
     starting alpha; ties go to the lowest arm;
   * gamma cycles through Table 2's values (`lifetime_settings.GAMMAS`) over the
     lifetimes, the discounts eta is meta-trained with;
@@ -240,8 +241,9 @@ class Validator:
 
   def _alpha(self, env_name: str) -> tuple[float, float]:
     """alpha for E: the bandit's most probable arm (module docstring)."""
-    bandit = self._population.bandits.bandits[env_name]
-    if not bandit.counts.any():
+    bandits = self._population.bandits
+    bandit = None if bandits is None else bandits.bandits[env_name]
+    if bandit is None or not bandit.counts.any():
       settings = lifetime_settings.for_env(env_name)
       return settings.default_learning_rate, settings.default_kl_cost
     return bandit.arm_values(bandit.most_probable_arm())
