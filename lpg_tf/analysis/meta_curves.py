@@ -40,14 +40,19 @@ def read_scalars(tb_dir: str) -> Dict[str, Curve]:
   """Every scalar of the event files under `tb_dir`: tag -> (steps, values).
 
   Events are taken in the order they were written (wall time); a step logged
-  twice (by a run and by its resumption) keeps the later value.
+  twice (by a run and by its resumption) keeps the later value. A file whose
+  last record is cut short (a run writing it now) is read up to that record.
   """
   events = []
   for path in glob.glob(os.path.join(tb_dir, "events.out.tfevents.*")):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        events.append((event.wall_time, value.tag, event.step,
-                       float(tf.make_ndarray(value.tensor))))
+    try:
+      for record in tf.data.TFRecordDataset(path):
+        event = tf.compat.v1.Event.FromString(record.numpy())
+        for value in event.summary.value:
+          events.append((event.wall_time, value.tag, event.step,
+                         float(tf.make_ndarray(value.tensor))))
+    except tf.errors.DataLossError:
+      continue
   by_tag: Dict[str, Dict[int, float]] = {}
   for _, tag, step, number in sorted(events, key=lambda e: e[0]):
     by_tag.setdefault(tag, {})[step] = number

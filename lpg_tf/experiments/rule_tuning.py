@@ -45,12 +45,13 @@ from lpg_tf import agents
 from lpg_tf.envs import minatar
 from lpg_tf.learning import evaluation
 from lpg_tf.meta import lifetime_settings
+from lpg_tf.meta import population
 
 TEST_KEY_WORD = 5000  # Second key word of test draws (module docstring).
 TUNING_KEY_WORD = 6000  # Second key word of tuning draws.
 # Comparison seeds stay below the first word of meta-training's reset streams,
 # `[t + 7919, count]` for any run seed t >= 0.
-MAX_SEED = 7919
+MAX_SEED = population.RESET_SEED_OFFSET
 A2C_NAME = "a2c"
 
 
