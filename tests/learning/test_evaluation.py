@@ -2,7 +2,9 @@
 
 from absl.testing import absltest
 import numpy as np
+import tensorflow as tf
 
+from lpg_tf import agents
 from lpg_tf import rules
 from lpg_tf.experiments import train_agent
 from lpg_tf.learning import evaluation
@@ -70,15 +72,13 @@ class EvaluatorTest(absltest.TestCase):
                                 unroll_length=10, jit_compile=False,
                                 num_seeds=2)
     grid.run(0.0, 0.0, 0.99, seed=[5, 6000])
-    seeds = evaluation.Evaluator("chain/long", rules.make("a2c"), 2, 40, 4,
-                                 unroll_length=10, jit_compile=False)
-    seeds.run(0.0, 0.0, 0.99, seed=[5, 6000])
+    # theta_0 of an Evaluator of two lifetimes: its agent's draw from the key.
+    seeds = agents.build_agent(grid.env.spec, 2, seed=0).init_params(
+        tf.constant([5, 6000]))
     for name, table in grid.params.items():
       np.testing.assert_array_equal(table[:2], table[2:], err_msg=name)
-      np.testing.assert_array_equal(table[:2], seeds.params[name],
-                                    err_msg=name)
-    self.assertFalse(np.array_equal(seeds.params["table"][0],
-                                    seeds.params["table"][1]))
+      np.testing.assert_array_equal(table[:2], seeds[name], err_msg=name)
+    self.assertFalse(np.array_equal(seeds["table"][0], seeds["table"][1]))
     with self.assertRaisesRegex(ValueError, "does not divide"):
       evaluation.Evaluator("chain/short", rules.make("a2c"), 4, 40, 4,
                            num_seeds=3)
