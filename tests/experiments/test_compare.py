@@ -10,6 +10,7 @@ from absl.testing import parameterized
 import numpy as np
 
 from lpg_tf import errors
+from lpg_tf import rules
 from lpg_tf.experiments import compare
 from lpg_tf.experiments import rule_tuning
 
@@ -51,6 +52,14 @@ class CompareTest(absltest.TestCase):
     with self.assertRaisesRegex(errors.ConfigError,
                                 "other settings.*seeds: 2 there, 3 now"):
       compare.compare(["a2c"], ["chain/short"], workdir, **dict(TINY, seeds=3))
+
+
+class FingerprintTest(absltest.TestCase):
+
+  def test_stable_and_tells_rules_apart(self):
+    shipped = compare.rule_fingerprint(rules.make("pretrained"))
+    self.assertEqual(shipped, compare.rule_fingerprint(rules.make("pretrained")))
+    self.assertNotEqual(shipped, compare.rule_fingerprint(rules.make("a2c")))
 
 
 class BadInputTest(parameterized.TestCase):
