@@ -35,6 +35,22 @@ EXTRAS_REQUIRE = {
     ],
 }
 
+# The rules shipped in the package (lpg_tf/rules/pretrained/<NAME>/): each an
+# export as lpg_tf.export writes it, its model card and its hyperparameters.
+# tests/rules/test_pretrained.py checks that these cover every file there.
+PACKAGE_DATA = {
+    "lpg_tf.rules.pretrained": [
+        "*/saved_model.pb",
+        "*/fingerprint.pb",
+        "*/rule.onnx",
+        "*/variables/*",
+        "*/assets/*",
+        "*/assets.extra/*",
+        "*/*.json",
+        "*/*.md",
+    ],
+}
+
 setuptools.setup(
     name="lpg_tf",
     version="0.1.0",
@@ -42,6 +58,7 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["lpg_tf", "lpg_tf.*", "configs"]),
+    package_data=PACKAGE_DATA,
     python_requires=">=3.11,<3.12",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -22,7 +22,8 @@ from lpg_tf.experiments import probe_y
 
 _RULE = flags.DEFINE_string(
     "rule", None, "Directory of an exported LPG rule (SavedModel, e.g. "
-    "<meta-train workdir>/rule).")
+    "<meta-train workdir>/rule), or pretrained (the rule shipped with lpg_tf; "
+    "pretrained:NAME for another shipped one).")
 _ENV = flags.DEFINE_string("env", "tabular/dense",
                            "A tabular grid world, e.g. tabular/dense.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
@@ -36,10 +37,12 @@ _NUM_UPDATES = flags.DEFINE_integer(
     "Updates of unroll_length x num_envs steps per policy and rule.")
 _NUM_ENVS = flags.DEFINE_integer("num_envs", 64, "Parallel environments (B).")
 _UNROLL = flags.DEFINE_integer("unroll_length", 20, "Steps per update (T).")
-_LR = flags.DEFINE_float("learning_rate", None,
-                         "Agent learning rate; default: Table 3's middle.")
-_KL = flags.DEFINE_float("kl_cost", None,
-                         "Prediction KL cost alpha_y; default: Table 3's middle.")
+_LR = flags.DEFINE_float(
+    "learning_rate", None, "Agent learning rate; default: a pretrained "
+    "rule's own, else Table 3's middle.")
+_KL = flags.DEFINE_float(
+    "kl_cost", None, "Prediction KL cost alpha_y; default: a pretrained "
+    "rule's own, else Table 3's middle.")
 _TEMPERATURE = flags.DEFINE_float(
     "temperature", probe_y.DEFAULT_TEMPERATURE,
     "Temperature of the near-optimal policy softmax(Q*/temperature).")

@@ -4,6 +4,7 @@
   python launchers/tpu_meta_train.py --config=configs/paper.py --workdir=/data/lpg
   python launchers/tpu_meta_train.py --workdir=runs/cpu --resume --config.num_meta_steps=800
   python launchers/tpu_meta_train.py --init_rule=runs/cpu/rule --workdir=runs/cpu2
+  python launchers/tpu_meta_train.py --init_rule=pretrained --workdir=runs/cpu3
 
 Runs on the default strategy on one CPU or GPU, snt.distribute.Replicator on
 several GPUs and TpuReplicator on TPU (config.strategy=auto picks).
@@ -39,7 +40,9 @@ _RESUME = flags.DEFINE_bool(
     "checkpoint; an error if it holds no run. (Without it, a run with the same "
     "config in --workdir is continued all the same.)")
 _INIT_RULE = flags.DEFINE_string(
-    "init_rule", None, "Start eta from this exported rule (SavedModel directory).")
+    "init_rule", None, "Start eta from this exported rule (SavedModel "
+    "directory), or from the rule shipped with lpg_tf: pretrained (or "
+    "pretrained:NAME); its sizes must be the config's.")
 
 
 def main(argv):

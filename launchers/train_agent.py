@@ -6,6 +6,8 @@
       --workdir=/tmp/a2c_minatar_breakout --steps=500000 --seeds=2
   python launchers/train_agent.py --env=atari/Breakout --rule=runs/cpu/rule \
       --workdir=/tmp/lpg_breakout --steps=10000000 --num_actors=2
+  python launchers/train_agent.py --env=chain/long --rule=pretrained \
+      --workdir=/tmp/pretrained_chain
 """
 
 # pylint: disable=g-bad-import-order
@@ -22,8 +24,9 @@ _ENV = flags.DEFINE_string(
     "(asterix, breakout, freeway, seaquest, space_invaders) to meta-test on "
     "MinAtar, or atari/<Game> (e.g. atari/Breakout) to meta-test on Atari.")
 _RULE = flags.DEFINE_string(
-    "rule", "a2c", "Update rule: a2c, or the directory of an exported LPG rule "
-    "(SavedModel, e.g. <meta-train workdir>/rule).")
+    "rule", "a2c", "Update rule: a2c, pretrained (the LPG rule shipped with "
+    "lpg_tf; pretrained:NAME for another shipped one), or the directory of an "
+    "exported LPG rule (SavedModel, e.g. <meta-train workdir>/rule).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (new or empty).")
 _STEPS = flags.DEFINE_integer(
     "steps", 1_000_000, "Environment steps per seed (Atari: agent steps; "
@@ -37,8 +40,12 @@ _NUM_ENVS = flags.DEFINE_integer(
 _UNROLL = flags.DEFINE_integer("unroll_length", 20, "Steps per update (T).")
 _ACTION_SPACE = flags.DEFINE_enum("action_space", None, ["move", "move_and_collect"],
                                   "Grid worlds: 9 moves, or 9 moves + 9 collects.")
-_LR = flags.DEFINE_float("learning_rate", None, "Agent learning rate (alpha_lr).")
-_KL = flags.DEFINE_float("kl_cost", None, "Prediction KL cost (alpha_y).")
+_LR = flags.DEFINE_float(
+    "learning_rate", None, "Agent learning rate (alpha_lr); default: a "
+    "pretrained rule's own for the environment, else the suite's.")
+_KL = flags.DEFINE_float(
+    "kl_cost", None, "Prediction KL cost (alpha_y); default: a pretrained "
+    "rule's own for the environment, else the suite's.")
 _GAMMA = flags.DEFINE_float(
     "gamma", None, f"Discount factor; default {train_agent.DEFAULT_GAMMA} "
     "(MinAtar too), Atari 0.995 (Table 4).")

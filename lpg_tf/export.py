@@ -116,17 +116,7 @@ def load_rule_into(rule: lpg.LPG, path: str) -> None:
     errors.ConfigError: `path` is not an lpg_tf rule export, its signature is
       not the rule's, or its sizes differ from `rule`'s.
   """
-  metadata = saved_model.read_metadata(path)
-  mismatched = [
-      f"{field} {getattr(metadata, field)} (export) != "
-      f"{getattr(rule, field)} (rule)"
-      for field in ("kind", "hidden_size", "prediction_size",
-                    "embedding_sizes", "y_softmax")
-      if getattr(metadata, field) != getattr(rule, field)
-  ]
-  if mismatched:
-    raise errors.ConfigError(
-        f"Cannot load the rule exported at {path!r}: " + "; ".join(mismatched))
+  metadata = check_sizes(rule, path)
   loaded = saved_model.load_saved_model(path)
   m = saved_model.check_signature(
       path, loaded.signatures[saved_model.SIGNATURE_KEY])
@@ -148,6 +138,29 @@ def load_rule_into(rule: lpg.LPG, path: str) -> None:
           f"{saved[key].shape}, the rule's has {variable.shape}.")
   for key, variable in expected.items():
     variable.assign(saved[key])
+
+
+def check_sizes(rule: lpg.LPG, path: str) -> saved_model.RuleMetadata:
+  """The metadata of the rule exported at `path`, whose kind, sizes
+  (hidden_size, prediction_size, embedding_sizes) and y_softmax must be
+  `rule`'s; `rule` need not be built.
+
+  Raises:
+    errors.ConfigError: `path` is not an lpg_tf rule export, or its kind,
+      sizes or y_softmax differ from `rule`'s.
+  """
+  metadata = saved_model.read_metadata(path)
+  mismatched = [
+      f"{field} {getattr(metadata, field)} (export) != "
+      f"{getattr(rule, field)} (rule)"
+      for field in ("kind", "hidden_size", "prediction_size",
+                    "embedding_sizes", "y_softmax")
+      if getattr(metadata, field) != getattr(rule, field)
+  ]
+  if mismatched:
+    raise errors.ConfigError(
+        f"Cannot load the rule exported at {path!r}: " + "; ".join(mismatched))
+  return metadata
 
 
 class _ExportedRule(tf.Module):

@@ -16,10 +16,13 @@ README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
                       "README.md")
 
 
-def rule_snippets():
+def python_blocks():
   with open(README, encoding="utf-8") as f:
-    blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
-  return [b for b in blocks if "runs/cpu/rule" in b]
+    return re.findall(r"```python\n(.*?)```", f.read(), re.S)
+
+
+def rule_snippets():
+  return [b for b in python_blocks() if "runs/cpu/rule" in b]
 
 
 class ReadmeTest(absltest.TestCase):
@@ -42,6 +45,15 @@ class ReadmeTest(absltest.TestCase):
         self.assert_runs_without_tensorflow(snippet)
       else:
         self.assertEqual(tuple(namespace["out"]["y_hat"].shape), (3, 2, 30))
+
+  def test_pretrained_rule_snippet_runs(self):
+    snippets = [b for b in python_blocks() if "rules import pretrained" in b]
+    self.assertLen(snippets, 1)
+    namespace = {}
+    exec(snippets[0], namespace)  # pylint: disable=exec-used
+    self.assertTrue(os.path.isfile(os.path.join(namespace["directory"],
+                                                "rule.onnx")))
+    self.assertIn("Model card", namespace["card"])
 
   def assert_runs_without_tensorflow(self, snippet):
     check = "\nimport sys\nassert 'tensorflow' not in sys.modules, 'tensorflow'\n"

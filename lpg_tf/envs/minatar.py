@@ -77,8 +77,9 @@ def game_name(name: str) -> str:
   return game
 
 
-def _game_seeds(seed: Union[int, Sequence[int]], num_envs: int) -> List[int]:
-  """An independent integer seed per game, from `seed`."""
+def game_seeds(seed: Union[int, Sequence[int]], num_envs: int) -> List[int]:
+  """An independent integer seed per game, from `seed` (numpy's SeedSequence
+  entropy: an int or a sequence of non-negative ints)."""
   states = np.random.SeedSequence(seed).spawn(num_envs)
   return [int(s.generate_state(1)[0]) for s in states]
 
@@ -110,11 +111,11 @@ class MinAtarVectorEnv(base.HostEnvironment):
                        f"{num_envs} and {max_episode_steps}")
     minatar = importlib.import_module("minatar")
     self._games = []
-    for game_seed in _game_seeds(seed, num_envs):
-      env = minatar.Environment(game, sticky_action_prob=sticky_action_prob,
-                                difficulty_ramping=difficulty_ramping)
-      env.seed(game_seed)
-      self._games.append(env)
+    for _ in range(num_envs):
+      self._games.append(minatar.Environment(
+          game, sticky_action_prob=sticky_action_prob,
+          difficulty_ramping=difficulty_ramping))
+    self.seed(game_seeds(seed, num_envs))
     self._action_set = tuple(self._games[0].minimal_action_set())
     self._spec = base.EnvSpec(
         name=name, observation_shape=tuple(self._games[0].state_shape()),
@@ -136,6 +137,21 @@ class MinAtarVectorEnv(base.HostEnvironment):
   def action_set(self) -> Tuple[int, ...]:
     """The package's action index of each of our actions (the minimal set)."""
     return self._action_set
+
+  def seed(self, seeds: Sequence[int]) -> None:
+    """Seeds every game afresh (its episodes and sticky actions), one int per
+    game: new lifetimes in the same games (`reset` starts them).
+
+    Raises:
+      ValueError: not one seed per game.
+    """
+    if len(seeds) != self.num_envs:
+      raise ValueError(f"Expected {self.num_envs} seeds, got {len(seeds)}")
+    for game, game_seed in zip(self._games, seeds):
+      game.seed(int(game_seed))
+      # The sticky action carries over episodes (the package never clears
+      # it): a reseeded game starts as a new one.
+      game.last_action = 0
 
   def _observation(self) -> np.ndarray:
     observation = np.empty((self.num_envs,) + self._spec.observation_shape,
@@ -196,15 +212,15 @@ class MinAtarVectorEnv(base.HostEnvironment):
 
 
 def random_policy_return(name: str, num_envs: int, steps_per_env: int,
-                         seed: int) -> Optional[float]:
+                         seed: Union[int, Sequence[int]]) -> Optional[float]:
   """Mean return of the episodes the uniformly random policy ends.
 
   The reference line of MinAtar learning curves: actions drawn uniformly from
   the minimal set in `num_envs` games, for `steps_per_env` steps each. The
-  games' seeds come from `[seed, 1]`, so they differ from those of a training
+  games' seeds come from `[*seed, 1]`, so they differ from those of a training
   run's games seeded with `seed`. None if no episode ended.
   """
-  env = MinAtarVectorEnv(name, num_envs, [seed, 1])
+  env = MinAtarVectorEnv(name, num_envs, [*np.atleast_1d(seed).tolist(), 1])
   rng = np.random.default_rng(seed)
   env.reset()
   running = np.zeros([num_envs])

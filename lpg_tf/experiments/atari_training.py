@@ -49,6 +49,7 @@ from lpg_tf.envs import atari
 from lpg_tf.experiments import agent_runs
 from lpg_tf.learning import learner as learner_lib
 from lpg_tf.rules import base as rule_base
+from lpg_tf.rules import pretrained
 from lpg_tf.rules import saved_model
 
 DEFAULT_NUM_ACTORS = 2  # one per core of a 2-core machine.
@@ -81,9 +82,11 @@ def _positive(name: str, value: Optional[float]) -> None:
 
 
 def atari_rule(rule_name: str) -> rule_base.UpdateRule:
-  """A2C, or an exported LPG rule with the Eq. 7 baseline (Appendix B.2)."""
-  if rule_name not in rules.NAMES and rule_name and os.path.isdir(rule_name):
-    return saved_model.SavedModelRule(rule_name, use_baseline=True)
+  """A2C, or an exported LPG rule (a directory, or one shipped with the
+  package) with the Eq. 7 baseline (Appendix B.2)."""
+  directory = pretrained.export_directory(rule_name) if rule_name else rule_name
+  if directory not in rules.NAMES and directory and os.path.isdir(directory):
+    return saved_model.SavedModelRule(directory, use_baseline=True)
   return rules.make(rule_name)
 
 
@@ -105,14 +108,16 @@ def train_atari(game: str, rule_name: str, workdir: str, steps: int,
 
   Args:
     game: `atari/<Game>`, any game ale-py ships.
-    rule_name: "a2c", or the directory of an exported LPG rule.
+    rule_name: "a2c", a rule shipped with the package (`pretrained[:NAME]`),
+      or the directory of an exported LPG rule.
     workdir: where curves and summaries go; must be new or empty.
     steps: agent steps per seed (rounded up to whole updates of T x num_envs).
     seeds: independent agents; seed i uses seed + i.
     num_actors: actor processes; num_envs must be a multiple.
     num_envs: B, environments over all actors (30 in Table 4).
     unroll_length: T (20 in Table 4).
-    learning_rate, kl_cost, gamma: alpha_lr, alpha_y, gamma; default Table 4's.
+    learning_rate, kl_cost, gamma: alpha_lr, alpha_y, gamma; default Table
+      4's (alpha: a shipped rule's own, from its hyperparameters.json).
     seed: the first seed.
     log_every: updates between logging points; default
       `agent_runs.default_log_every`.
@@ -135,6 +140,8 @@ def train_atari(game: str, rule_name: str, workdir: str, steps: int,
     _positive("log_every", log_every)
   pipeline_lib.check_actor_counts(num_envs, num_actors)
   preset = agents.ATARI
+  learning_rate, kl_cost = agent_runs.rule_hyperparameters(
+      rule_name, game, learning_rate, kl_cost)
   lr = preset.learning_rate if learning_rate is None else learning_rate
   alpha_y = preset.kl_cost if kl_cost is None else kl_cost
   discount = preset.discount if gamma is None else gamma

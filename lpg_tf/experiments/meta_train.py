@@ -29,8 +29,9 @@ holding another config is refused; only RESUMABLE_FIELDS may change. A run that
 is already complete says so and how to extend it.
 
 Every bad input (unknown environment, unknown config key, out-of-range values,
-a resume of a run with another config, a wrong SavedModel for `init_rule`)
-raises `errors.ConfigError` before anything is written. While it runs:
+a resume of a run with another config, a wrong SavedModel for `init_rule` or
+one of other sizes than the config's) raises `errors.ConfigError` before
+anything is written. While it runs:
 
   * SIGTERM or Ctrl-C stops the run after the current meta-step: it checkpoints,
     exports the rule and raises `stop_signals.Stopped`;
@@ -71,7 +72,7 @@ from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.meta import validation as validation_lib
 from lpg_tf.rules import lpg
 from lpg_tf.rules import lpg_v
-from lpg_tf.rules import saved_model
+from lpg_tf.rules import pretrained
 
 CONFIG_NAME = run_directory.CONFIG_NAME
 CHECKPOINT_DIR = run_directory.CHECKPOINT_DIR
@@ -355,7 +356,8 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
     workdir: the run's directory (see module docstring).
     resume: continue the run in `workdir`; an error if it holds none. Without
       it, a run with the same config in `workdir` is continued all the same.
-    init_rule: an exported rule (SavedModel directory) to start eta from.
+    init_rule: an exported rule (SavedModel directory), or a rule shipped
+      with the package (`pretrained` or `pretrained:NAME`), to start eta from.
 
   Returns:
     The last logged numbers (empty if the run was already complete).
@@ -372,7 +374,8 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
     raise errors.ConfigError("--init_rule starts a new run; it cannot be combined "
                              "with --resume")
   if init_rule:
-    saved_model.read_metadata(init_rule)
+    init_rule = pretrained.export_directory(init_rule)
+    export.check_sizes(build_rule(config), init_rule)
   with stop_signals.StopRequests() as stop:
     lock, start_from = run_directory.open_run(
         workdir, _config_json(config), RESUMABLE_FIELDS, resume, init_rule,

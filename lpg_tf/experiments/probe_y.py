@@ -2,7 +2,8 @@
 probe.png.
 
 The library side of `launchers/probe_y.py`: checks every argument before any
-work, loads the rule (an exported LPG rule's directory, `SavedModelRule`),
+work, loads the rule (an exported LPG rule's directory or a rule shipped with
+the package, `pretrained[:NAME]`, as a `SavedModelRule`),
 builds a freshly initialised LPG of the same sizes as the untrained reference,
 draws the grid's instance from the seed, runs `y_probe.probe` and writes its
 numbers (`y_probe.write_json`) and maps (`y_pictures.plot_probe`) into the work
@@ -22,8 +23,10 @@ from lpg_tf.analysis import value_regression
 from lpg_tf.analysis import y_pictures
 from lpg_tf.analysis import y_probe
 from lpg_tf.envs import registry
+from lpg_tf.experiments import agent_runs
 from lpg_tf.meta import lifetime_settings
 from lpg_tf.rules import lpg
+from lpg_tf.rules import pretrained
 from lpg_tf.rules import saved_model
 
 JSON_NAME = "probe.json"
@@ -82,9 +85,15 @@ def _check_arguments(env_name: str, workdir: str, gamma: float,
 def load_rules(rule_path: str, seed: int):
   """(the exported rule, a freshly initialised LPG of its sizes).
 
+  Args:
+    rule_path: an exported rule's directory, or `pretrained[:NAME]`.
+    seed: seed of the fresh LPG's initialisation.
+
   Raises:
     errors.ConfigError: `rule_path` is not an exported LPG rule.
   """
+  if rule_path:
+    rule_path = pretrained.export_directory(rule_path)
   if not rule_path or not os.path.isdir(rule_path):
     raise errors.ConfigError(
         f"--rule {rule_path!r} is not a directory: give an exported rule "
@@ -119,7 +128,8 @@ def probe_y(rule_path: str, env_name: str, workdir: str, *,
   probe.json and probe.png into `workdir`.
 
   Args:
-    rule_path: an exported LPG rule's directory.
+    rule_path: an exported LPG rule's directory, or a rule shipped with the
+      package (`pretrained` or `pretrained:NAME`).
     env_name: a tabular grid world, e.g. "tabular/dense".
     workdir: where the outputs go (created if missing).
     action_space: envs.MOVE (default) or envs.MOVE_AND_COLLECT; Section 4.3
@@ -127,8 +137,9 @@ def probe_y(rule_path: str, env_name: str, workdir: str, *,
     gamma: discount factor of the updates and of the true values.
     num_updates: updates of T x B steps per policy and rule.
     num_envs, unroll_length: B and T.
-    learning_rate, kl_cost: the agent's alpha_lr and alpha_y; default: the
-      middle of Table 3's grids for the environment.
+    learning_rate, kl_cost: the agent's alpha_lr and alpha_y; default: a
+      shipped rule's own for the environment (its hyperparameters.json), else
+      the middle of Table 3's grids for the environment.
     temperature: of the near-optimal policy softmax(Q* / temperature).
     min_visits: states visited fewer times are left out of the statistics.
     seed: seed of the instance, the untrained rule, y's initialisation,
@@ -144,6 +155,8 @@ def probe_y(rule_path: str, env_name: str, workdir: str, *,
                    min_visits, overwrite)
   env = envs.make(env_name, action_space)
   rule, untrained = load_rules(rule_path, seed)
+  learning_rate, kl_cost = agent_runs.rule_hyperparameters(
+      rule_path, env_name, learning_rate, kl_cost)
   settings = lifetime_settings.for_env(env_name)
   learning_rate = (settings.default_learning_rate if learning_rate is None
                    else learning_rate)

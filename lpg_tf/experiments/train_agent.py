@@ -99,7 +99,9 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
   Args:
     env_name: one of lpg_tf.envs.NAMES, a MinAtar game `minatar/<game>`
       (envs.minatar.NAMES), or an Atari game `atari/<Game>`.
-    rule_name: one of lpg_tf.rules.NAMES, or an exported rule's directory.
+    rule_name: one of lpg_tf.rules.NAMES, a rule shipped with the package
+      (`pretrained` or `pretrained:NAME`, lpg_tf.rules.pretrained), or an
+      exported rule's directory.
     workdir: where curves and summaries go; must be new or empty.
     steps: environment steps per seed (rounded up to whole updates of T x B).
     seeds: number of independent lifetimes, trained side by side (Atari: one
@@ -108,10 +110,11 @@ def train_agents(env_name: str, rule_name: str, workdir: str, steps: int,
       agents.MINATAR's for MinAtar and 30 for Atari (Table 4).
     unroll_length: T, steps per update (20 in the paper).
     action_space: grid worlds only: envs.MOVE or envs.MOVE_AND_COLLECT.
-    learning_rate: alpha_lr; default: A2C_LEARNING_RATES for the Table 3
-      optimiser, agents.MINATAR's for MinAtar, Table 4's for Atari.
-    kl_cost: alpha_y (rules that train y); default: the middle of Table 3's
-      grid, Table 4's for MinAtar and Atari.
+    learning_rate: alpha_lr; default: a shipped rule's own for the
+      environment (`pretrained.hyperparameters`), else A2C_LEARNING_RATES for
+      the Table 3 optimiser, agents.MINATAR's for MinAtar, Table 4's for Atari.
+    kl_cost: alpha_y (rules that train y); default: a shipped rule's own,
+      else the middle of Table 3's grid, Table 4's for MinAtar and Atari.
     gamma: discount factor; default DEFAULT_GAMMA (agents.MINATAR's for
       MinAtar), Table 4's 0.995 for Atari.
     seed: seed of everything random; seed i of the run is lifetime i.
@@ -199,8 +202,9 @@ def _toy_settings(env_name: str, rule_name: str, steps: int, seeds: int,
                   log_every: Optional[int],
                   num_actors: Optional[int]) -> _Settings:
   """Checks a toy-environment run's arguments (ConfigError before any work)
-  and fills in the defaults: A2C's rate for Table 3's optimiser, the middle of
-  Table 3's alpha_y grid, DEFAULT_GAMMA and DEFAULT_NUM_ENVS."""
+  and fills in the defaults: a shipped rule's alpha (its hyperparameters.json),
+  else A2C's rate for Table 3's optimiser and the middle of Table 3's alpha_y
+  grid; DEFAULT_GAMMA and DEFAULT_NUM_ENVS."""
   if env_name not in envs.NAMES:
     raise errors.ConfigError(
         f"Unknown --env {env_name!r}; valid: {', '.join(envs.NAMES)}, "
@@ -214,6 +218,8 @@ def _toy_settings(env_name: str, rule_name: str, steps: int, seeds: int,
         f"--action_space applies to grid worlds only, not {env_name}")
   num_envs = DEFAULT_NUM_ENVS if num_envs is None else num_envs
   rule = rules.make(rule_name)
+  learning_rate, kl_cost = agent_runs.rule_hyperparameters(
+      rule_name, env_name, learning_rate, kl_cost)
   _check_counts(steps, seeds, num_envs, unroll_length, log_every)
   optimiser = agents.preset_for(env_name).optimiser
   return _Settings(
@@ -231,7 +237,8 @@ def _minatar_settings(env_name: str, rule_name: str, steps: int, seeds: int,
                       learning_rate: Optional[float], kl_cost: Optional[float],
                       gamma: Optional[float], log_every: Optional[int],
                       num_actors: Optional[int]) -> _Settings:
-  """`_toy_settings` for `minatar/<game>`: defaults from agents.MINATAR."""
+  """`_toy_settings` for `minatar/<game>`: defaults from a shipped rule's
+  hyperparameters.json (alpha) and agents.MINATAR."""
   minatar.game_name(env_name)
   for flag, value in (("num_actors", num_actors),
                       ("action_space", action_space)):
@@ -241,6 +248,8 @@ def _minatar_settings(env_name: str, rule_name: str, steps: int, seeds: int,
   preset = agents.MINATAR
   num_envs = preset.num_envs if num_envs is None else num_envs
   rule = rules.make(rule_name)
+  learning_rate, kl_cost = agent_runs.rule_hyperparameters(
+      rule_name, env_name, learning_rate, kl_cost)
   _check_counts(steps, seeds, num_envs, unroll_length, log_every)
   return _Settings(
       rule=rule, optimiser=preset.optimiser, num_envs=num_envs,

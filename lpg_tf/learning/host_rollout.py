@@ -48,10 +48,16 @@ class HostRolloutSource(learner.TrajectorySource):
     self._num_lifetimes = num_lifetimes
     self._num_envs = env.num_envs // num_lifetimes
     self._unroll_length = unroll_length
-    self._rng = tf.constant([seed, 2], tf.int32)
-    self._observation = env.reset().observation
-    self._episode_return = np.zeros([env.num_envs], np.float32)
     self._act = tf.function(self._policy_step, jit_compile=jit_compile)
+    self.restart(tf.constant([seed, 2], tf.int32))
+
+  def restart(self, action_seed: tf.Tensor) -> None:
+    """Starts a new episode in every game and the action samples from
+    `action_seed` (`[2]` int32): acting for new lifetimes, with the same
+    compiled policy step. Reseed the games first for new games too."""
+    self._rng = tf.convert_to_tensor(action_seed, tf.int32)
+    self._observation = self._env.reset().observation
+    self._episode_return = np.zeros([self._env.num_envs], np.float32)
 
   @property
   def env_steps_per_update(self) -> int:

@@ -20,7 +20,7 @@ Sources behind one interface:
 """
 
 import abc
-from typing import Any, Dict, Iterator, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -95,17 +95,26 @@ class RolloutSource(TrajectorySource):
   def initial_state(self) -> rollout.ActorState:
     return self.fresh_state(self._seed)
 
-  def fresh_state(self, seed: Union[int, Sequence[int]]) -> rollout.ActorState:
+  def fresh_state(self, seed: Union[int, Sequence[int]],
+                  num_seeds: Optional[int] = None) -> rollout.ActorState:
     """The acting state of new lifetimes: instances and episodes from `seed`.
 
     Args:
       seed: an int `s` (the stateless key `[s, 0]`) or a `[2]` key; the
         instances given to the constructor, if any, are kept.
+      num_seeds: S, a divisor of L: the instances of S lifetimes are drawn
+        (those an S-lifetime source draws from `seed`) and repeated L / S
+        times, lifetime g * S + j getting instance j (settings x seeds of
+        `evaluation.Evaluator`). Default L.
     """
     instance_seed, actor_seed = tf.unstack(rollout.split_seed(seed_key(seed)))
     instances = self._instances
     if instances is None:
-      instances = self._env.sample_instances(instance_seed, self._num_lifetimes)
+      num_seeds = num_seeds or self._num_lifetimes
+      instances = tf.nest.map_structure(
+          lambda x: tf.tile(x, [self._num_lifetimes // num_seeds]
+                            + [1] * (len(x.shape) - 1)),
+          self._env.sample_instances(instance_seed, num_seeds))
     instances = tf.nest.map_structure(
         lambda x: tf.repeat(x, self._num_envs, axis=0), instances)
     return rollout.initial_actor_state(self._env, instances, actor_seed)

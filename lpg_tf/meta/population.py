@@ -72,7 +72,7 @@ from lpg_tf.meta import lifetime_settings
 
 RETURN_AVERAGING = 0.1  # weight of the newest window in `recent_return`.
 ENTROPY_RESET_THRESHOLD = 1e-3  # nats: "the entropy of the policy becomes 0" (B.1).
-_RESET_SEED_OFFSET = 7919  # separates the reset stream from the groups' seeds.
+RESET_SEED_OFFSET = 7919  # separates the reset stream from the groups' seeds.
 _STAGGER_SEED_OFFSET = 104729  # separates the stagger draw from other streams.
 FIXED_ARM = -1  # LifetimeState.arm of a lifetime whose alpha no bandit drew.
 
@@ -530,7 +530,7 @@ class Population(tf.Module):
     return self.bandits.sample(env_name)
 
   def _reset(self, group_index: int, state, mask, learning_rate, kl_cost, arm):
-    seed = tf.stack([tf.constant(self._seed + _RESET_SEED_OFFSET, tf.int32),
+    seed = tf.stack([tf.constant(self._seed + RESET_SEED_OFFSET, tf.int32),
                      tf.cast(self.reset_counter, tf.int32)])
     return self.groups[group_index].reset_lifetimes(
         state, mask, seed, learning_rate, kl_cost, arm)

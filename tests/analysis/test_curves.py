@@ -40,5 +40,23 @@ class PlotCurvesTest(absltest.TestCase):
       self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 
 
+class ComparisonPlotTest(absltest.TestCase):
+
+  def test_mean_and_stderr_leave_nan_seeds_out(self):
+    mean, stderr = curves.mean_and_stderr(
+        [[1.0, 3.0], [2.0, np.nan], [np.nan, np.nan]])
+    np.testing.assert_allclose(mean[:2], [2.0, 2.0])
+    np.testing.assert_allclose(stderr[:2], [1.0, 0.0])
+    self.assertTrue(np.isnan(mean[2]) and np.isnan(stderr[2]))
+
+  def test_plot_comparison_writes_a_png(self):
+    path = os.path.join(self.create_tempdir().full_path, "c.png")
+    steps = np.array([10, 20, 30])
+    points = np.array([[0.0, 1.0], [1.0, np.nan], [2.0, 2.5]])
+    curves.plot_comparison({"a2c": (steps, points), "lpg": (steps, -points)},
+                           path, "title", random_return=0.5)
+    self.assertGreater(os.path.getsize(path), 0)
+
+
 if __name__ == "__main__":
   absltest.main()

@@ -69,7 +69,7 @@ class VectorEnvTest(parameterized.TestCase):
     env = minatar.MinAtarVectorEnv("minatar/breakout", num_envs=1, seed=3)
     reference = minatar_package.Environment("breakout")
     self.assertEqual(reference.sticky_action_prob, minatar.STICKY_ACTION_PROB)
-    reference.seed(minatar._game_seeds(3, 1)[0])  # pylint: disable=protected-access
+    reference.seed(minatar.game_seeds(3, 1)[0])
     reference.reset()
     np.testing.assert_array_equal(env.reset().observation[0], reference.state())
     actions = random_actions(env, 1)

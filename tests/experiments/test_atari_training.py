@@ -71,6 +71,11 @@ class ValidationTest(parameterized.TestCase):
     self.assertTrue(rule.loss_config.subtract_baseline)
     self.assertEqual(rule.prediction_size, 6)
 
+  def test_the_pretrained_rule_gets_the_eq7_baseline(self):
+    rule = atari_training.atari_rule("pretrained")
+    self.assertTrue(rule.loss_config.subtract_baseline)
+    self.assertEqual(rule.prediction_size, 30)
+
   def test_train_agents_dispatches_atari_names(self):
     with self.assertRaisesRegex(errors.ConfigError, "Unknown Atari game"):
       train_agent.train_agents("atari/NoSuchGame", "a2c",

@@ -85,6 +85,11 @@ class ProbeYTest(parameterized.TestCase):
       probe_y.probe_y(self.create_tempdir().full_path, "tabular/dense",
                       self.create_tempdir().full_path)
 
+  def test_loads_the_pretrained_rule(self):
+    rule, untrained = probe_y.load_rules("pretrained", seed=0)
+    self.assertEqual(rule.prediction_size, 30)
+    self.assertEqual(untrained.hidden_size, 32)
+
   def test_an_existing_probe_is_kept(self):
     workdir = self.create_tempdir()
     workdir.create_file(probe_y.JSON_NAME, "{}")

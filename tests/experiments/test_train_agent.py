@@ -12,6 +12,7 @@ import pytest
 from lpg_tf import errors
 from lpg_tf.experiments import agent_runs
 from lpg_tf.experiments import train_agent
+from lpg_tf.rules import pretrained
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCHER = os.path.join(REPO, "launchers", "train_agent.py")
@@ -103,6 +104,44 @@ class ExportedRuleTest(parameterized.TestCase):
   def test_a_directory_that_is_no_rule_is_refused(self):
     with self.assertRaises(errors.ConfigError):
       train_agent.train_agents("chain/short", self.create_tempdir().full_path,
+                               self.create_tempdir().full_path, steps=10, seeds=1)
+
+
+class PretrainedRuleTest(parameterized.TestCase):
+  """--rule=pretrained: the shipped rule, at the alpha of its
+  hyperparameters.json unless --learning_rate or --kl_cost is given."""
+
+  @parameterized.parameters("chain/distractor", "minatar/breakout",
+                            "atari/Breakout")
+  def test_every_suite_takes_the_rule_and_its_alpha(self, env_name):
+    workdir = self.create_tempdir()
+    workdir.create_file("curve.csv", content="seed\n")  # Stops before training.
+    expected = pretrained.hyperparameters(None, env_name)
+    with self.assertLogs("absl", "INFO") as logs:
+      with self.assertRaisesRegex(errors.ConfigError, "--overwrite"):
+        train_agent.train_agents(env_name, "pretrained", workdir.full_path,
+                                 steps=10, seeds=1)
+    self.assertIn(
+        f"Pretrained rule {pretrained.DEFAULT} on {env_name}: "
+        f"alpha_lr={expected.learning_rate:g} (the rule's hyperparameters.json), "
+        f"alpha_y={expected.kl_cost:g} (the rule's hyperparameters.json)",
+        "\n".join(logs.output))
+
+  def test_given_values_win(self):
+    kl_cost = pretrained.hyperparameters(None, "tabular/dense").kl_cost
+    self.assertEqual(agent_runs.rule_hyperparameters(
+        "pretrained:lpg_cpu", "tabular/dense", 1.5, None), (1.5, kl_cost))
+    self.assertEqual(agent_runs.rule_hyperparameters(
+        "pretrained", "tabular/dense", 1.5, 0.25), (1.5, 0.25))
+
+  def test_other_rules_keep_the_suites_defaults(self):
+    for rule_name in ("a2c", "runs/cpu/rule"):
+      self.assertEqual(agent_runs.rule_hyperparameters(
+          rule_name, "tabular/dense", None, None), (None, None))
+
+  def test_an_unknown_name_is_refused(self):
+    with self.assertRaisesRegex(errors.ConfigError, "valid: lpg_cpu"):
+      train_agent.train_agents("chain/short", "pretrained:nope",
                                self.create_tempdir().full_path, steps=10, seeds=1)
 
 

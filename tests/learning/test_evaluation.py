@@ -2,7 +2,9 @@
 
 from absl.testing import absltest
 import numpy as np
+import tensorflow as tf
 
+from lpg_tf import agents
 from lpg_tf import rules
 from lpg_tf.experiments import train_agent
 from lpg_tf.learning import evaluation
@@ -61,6 +63,37 @@ class EvaluatorTest(absltest.TestCase):
         "chain/short", rules.make("a2c"), [40.0, 40.0], 0.5, 0.99, steps=800,
         num_envs=4, seed=7, unroll_length=10, jit_compile=False).final_returns
     np.testing.assert_array_equal(evaluated, reported)
+
+  def test_settings_share_their_seeds(self):
+    """Settings x seeds: lifetime g * S + j starts from seed j's theta_0, the
+    one an S-lifetime Evaluator draws from the same key (alpha_lr 0 keeps
+    theta_0)."""
+    grid = evaluation.Evaluator("chain/long", rules.make("a2c"), 4, 40, 4,
+                                unroll_length=10, jit_compile=False,
+                                num_seeds=2)
+    grid.run(0.0, 0.0, 0.99, seed=[5, 6000])
+    # theta_0 of an Evaluator of two lifetimes: its agent's draw from the key.
+    seeds = agents.build_agent(grid.env.spec, 2, seed=0).init_params(
+        tf.constant([5, 6000]))
+    for name, table in grid.params.items():
+      np.testing.assert_array_equal(table[:2], table[2:], err_msg=name)
+      np.testing.assert_array_equal(table[:2], seeds[name], err_msg=name)
+    self.assertFalse(np.array_equal(seeds["table"][0], seeds["table"][1]))
+    with self.assertRaisesRegex(ValueError, "does not divide"):
+      evaluation.Evaluator("chain/short", rules.make("a2c"), 4, 40, 4,
+                           num_seeds=3)
+
+  def test_minatar_game(self):
+    """A MinAtar game through the same run: finite, same key same curve."""
+    evaluator = evaluation.Evaluator("minatar/breakout", rules.make("a2c"), 2,
+                                     steps=160, num_envs=4, jit_compile=False)
+    first = evaluator.run(0.002, 0.0, 0.99, seed=[1, 5000])
+    again = evaluator.run(0.002, 0.0, 0.99, seed=[1, 5000])
+    self.assertEqual(first.points.shape, (2, 2))
+    np.testing.assert_array_equal(first.point_steps, [80, 160])
+    np.testing.assert_array_equal(first.points, again.points)
+    self.assertTrue(np.all(np.isfinite(first.final_returns)))
+    self.assertEqual(evaluator.traces, 1)
 
   def test_rejects_bad_hyperparameters(self):
     evaluator = chain_evaluator()

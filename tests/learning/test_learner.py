@@ -128,6 +128,19 @@ class RolloutSourceTest(parameterized.TestCase):
     self.assertFalse(np.array_equal(drawn.initial_state().env_state.instance,
                                     source.initial_state().env_state.instance))
 
+  def test_settings_repeat_the_seeds_instances(self):
+    """fresh_state(key, num_seeds=S): lifetime g * S + j gets the instance
+    lifetime j of an S-lifetime source draws from the key."""
+    env = envs.make("tabular/sparse")
+    key = [3, 6000]
+    tiled = learner_lib.RolloutSource(env, 4, 2, 4, seed=0).fresh_state(
+        key, num_seeds=2).env_state.instance.numpy().reshape(4, 2, -1)
+    seeds = learner_lib.RolloutSource(env, 2, 2, 4, seed=0).fresh_state(
+        key).env_state.instance.numpy().reshape(2, 2, -1)
+    np.testing.assert_array_equal(tiled[:2], seeds)
+    np.testing.assert_array_equal(tiled[2:], seeds)
+    self.assertFalse(np.array_equal(seeds[0], seeds[1]))
+
 
 def synthetic_trajectories(spec, num_batches, num_steps, batch, seed=0):
   """`[num_batches, 1, T, B]` tabular trajectories with random episode ends."""

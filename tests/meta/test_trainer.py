@@ -188,6 +188,15 @@ class InputErrorsTest(absltest.TestCase):
       meta_train.meta_train(tiny_config(), self.create_tempdir().full_path,
                             init_rule=bogus)
 
+  def test_init_rule_pretrained_is_checked_before_work(self):
+    for rule, message in (
+        ("pretrained", r"hidden_size 32 \(export\) != 8 \(rule\)"),
+        ("pretrained:nope", "Unknown pretrained rule 'nope'; valid: lpg_cpu")):
+      workdir = os.path.join(self.create_tempdir().full_path, "run")
+      with self.assertRaisesRegex(errors.ConfigError, message):
+        meta_train.meta_train(tiny_config(), workdir, init_rule=rule)
+      self.assertFalse(os.path.exists(workdir))
+
   @pytest.mark.slow
   def test_launcher_rejects_bad_override_before_work(self):
     workdir = os.path.join(self.create_tempdir().full_path, "run")

@@ -1,0 +1,25 @@
+"""Every preset in configs/ passes the same validation the launcher applies."""
+
+import importlib
+
+import pytest
+
+from lpg_tf.experiments import config_validation
+
+PRESETS = ("cpu", "paper", "bench_tabular", "pretrained")
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_validates(name):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  config_validation.check(config)
+  assert config.name == name
+
+
+def test_pretrained_preset_keeps_y_alive_settings():
+  """The shipped rule's preset: the y head's wider start and no beta1/beta3."""
+  config = importlib.import_module("configs.pretrained").get_config()
+  assert config.rule.y_head_init_stddev == 3.0
+  assert config.meta.prediction_entropy_cost == 0.0
+  assert config.meta.y_hat_l2_cost == 0.0
+  assert len(config.population.envs) == 10
