@@ -2,7 +2,7 @@
 
 The CPU preset (configs/cpu.py) widened to the ten tabular-grid and delayed-chain
 environments of Appendix A, with the two settings that keep the prediction
-vector y alive at this scale (issue 12's experiments, README "What y learns"):
+vector y alive at this scale (issue 12's experiments, README "Meta-training"):
 
   * the y_hat head starts with weights of stddev 3 instead of Sonnet's
     1/sqrt(hidden), so y_hat differs across states from the first meta-step;
