@@ -1,9 +1,13 @@
 """MetaTrainer and meta_train: resume equality, resets, bandit, bad input, exports."""
 
+import atexit
+import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from unittest import mock
 
 from absl.testing import absltest
@@ -48,6 +52,34 @@ def tiny_config(**overrides):
   return config
 
 
+# Validation every 2 meta-steps, of one lifetime per environment.
+VALIDATED = {"validation.every": 2, "validation.lifetimes": 1}
+
+
+@functools.lru_cache(maxsize=None)
+def validated_run(num_meta_steps):
+  """The directory of a finished validated run of `num_meta_steps` meta-steps.
+
+  Each run is made once per test process and shared by the tests that read it
+  (a run takes tens of seconds, mostly tracing the meta-step). Tests must not
+  write into it: one that continues the run works on a copy
+  (`copy_of_validated_run`).
+  """
+  workdir = tempfile.mkdtemp(prefix=f"validated_run_{num_meta_steps}_")
+  atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+  meta_train.meta_train(tiny_config(num_meta_steps=num_meta_steps, **VALIDATED),
+                        workdir)
+  return workdir
+
+
+def copy_of_validated_run(test, num_meta_steps):
+  """A copy of `validated_run(num_meta_steps)` in one of `test`'s temporary
+  directories, for a test to continue."""
+  workdir = os.path.join(test.create_tempdir().full_path, "run")
+  shutil.copytree(validated_run(num_meta_steps), workdir)
+  return workdir
+
+
 def rule_weights(workdir):
   """eta from the run's latest checkpoint, as sorted (name, value) pairs."""
   reader = tf.train.load_checkpoint(
@@ -88,12 +120,9 @@ def validation_record(workdir):
 class ResumeTest(absltest.TestCase):
 
   def test_resume_gives_the_same_eta_and_best_rule_as_a_straight_run(self):
-    validated = {"validation.every": 2, "validation.lifetimes": 1}
-    straight = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(**validated), straight)
-    resumed = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(num_meta_steps=2, **validated), resumed)
-    meta_train.meta_train(tiny_config(num_meta_steps=4, **validated), resumed,
+    straight = validated_run(4)
+    resumed = copy_of_validated_run(self, 2)  # A complete 2-step run, extended.
+    meta_train.meta_train(tiny_config(num_meta_steps=4, **VALIDATED), resumed,
                           resume=True)
     a, b = rule_weights(straight), rule_weights(resumed)
     self.assertEqual([n for n, _ in a], [n for n, _ in b])
@@ -112,10 +141,7 @@ class ResumeTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_validation_leaves_training_alone(self):
-    validated = self.create_tempdir().full_path
-    meta_train.meta_train(
-        tiny_config(**{"validation.every": 2, "validation.lifetimes": 1}),
-        validated)
+    validated = validated_run(4)
     unvalidated = self.create_tempdir().full_path
     meta_train.meta_train(tiny_config(), unvalidated)
     a, b = rule_weights(validated), rule_weights(unvalidated)
@@ -125,13 +151,13 @@ class ResumeTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_a_half_written_checkpoint_does_not_break_resume(self):
-    workdir = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
+    workdir = copy_of_validated_run(self, 2)
     ckpt_dir = os.path.join(workdir, meta_train.CHECKPOINT_DIR)
     # A save killed before CheckpointManager records it leaves stray files only.
     with open(os.path.join(ckpt_dir, "ckpt-3.index"), "wb") as f:
       f.write(b"\x00garbage")
-    meta_train.meta_train(tiny_config(num_meta_steps=3), workdir, resume=True)
+    meta_train.meta_train(tiny_config(num_meta_steps=3, **VALIDATED), workdir,
+                          resume=True)
     self.assertTrue(tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-3"))
 
 
@@ -164,15 +190,26 @@ class InputErrorsTest(absltest.TestCase):
       meta_train.validate(config)
 
   def test_existing_run_continues_only_with_a_matching_config(self):
-    workdir = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(num_meta_steps=1), workdir)
+    workdir = copy_of_validated_run(self, 2)
     for resume in (False, True):
       with self.assertRaisesRegex(errors.ConfigError, "another config.*hidden_size"):
-        meta_train.meta_train(tiny_config(num_meta_steps=2, **{"rule.hidden_size": 9}),
-                              workdir, resume=resume)
-    meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
+        meta_train.meta_train(
+            tiny_config(num_meta_steps=3, **VALIDATED, **{"rule.hidden_size": 9}),
+            workdir, resume=resume)
+    # The matching config continues from ckpt-2, without --resume. Its meta-step
+    # is a counter: what a continued run computes is ResumeTest's concern.
+    taken = []
+
+    def counting_step(trainer):
+      trainer.step_counter.assign_add(1)
+      taken.append(int(trainer.step_counter.numpy()))
+      return {"meta_loss": 0.0, "meta_gradient_finite": 1.0}
+
+    with mock.patch.object(meta_train.trainer_lib.MetaTrainer, "step", counting_step):
+      meta_train.meta_train(tiny_config(num_meta_steps=3, **VALIDATED), workdir)
+    self.assertEqual(taken, [3])
     self.assertTrue(tf.train.latest_checkpoint(
-        os.path.join(workdir, meta_train.CHECKPOINT_DIR)).endswith("ckpt-2"))
+        os.path.join(workdir, meta_train.CHECKPOINT_DIR)).endswith("ckpt-3"))
 
   def test_resume_without_checkpoint(self):
     with self.assertRaisesRegex(meta_train.run_directory.RunError, "no checkpoint"):
@@ -204,8 +241,7 @@ class InputErrorsTest(absltest.TestCase):
 class TrainerBehaviourTest(absltest.TestCase):
 
   def test_init_rule_starts_from_the_exported_weights(self):
-    source = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(num_meta_steps=2), source)
+    source = validated_run(2)
     config = tiny_config()
     rule = meta_train.build_rule(config)
     trainer = meta_train.trainer_lib.MetaTrainer(
@@ -232,11 +268,36 @@ class TrainerBehaviourTest(absltest.TestCase):
     counts = trainer.population.bandits.bandits["chain/short"].counts
     self.assertGreater(counts.sum(), 0)
 
-  def test_non_finite_meta_gradient_is_skipped(self):
+  def test_meta_gradient_clipping_config(self):
+    self.assertIsNone(meta_train.meta_spec(tiny_config()).max_grad_norm or None)
+    self.assertEqual(meta_train.meta_spec(
+        tiny_config(**{"meta.max_grad_norm": 0.5})).max_grad_norm, 0.5)
+    with self.assertRaises(errors.ConfigError):
+      meta_train.validate(tiny_config(**{"meta.max_grad_norm": -1.0}))
+
+  def test_run_writes_config_checkpoints_rule_and_summaries(self):
+    workdir = validated_run(2)
+    with open(os.path.join(workdir, meta_train.CONFIG_NAME)) as f:
+      self.assertEqual(json.load(f)["rule"]["hidden_size"], 8)
+    self.assertTrue(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
+    self.assertEqual(saved_model.read_metadata(os.path.join(workdir, "rule")).hidden_size, 8)
+    self.assertTrue(os.listdir(os.path.join(workdir, "tb")))
+
+
+class NonFiniteTest(absltest.TestCase):
+  """Both tests take meta-steps of one trainer, built and traced once for the
+  class; each leaves it finite, so they pass in either order."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
     config = tiny_config()
-    trainer = meta_train.trainer_lib.MetaTrainer(
+    cls.trainer = meta_train.trainer_lib.MetaTrainer(
         meta_train.build_rule(config), meta_train.population_spec(config),
         meta_train.meta_spec(config), seed=0, jit_compile=False)
+
+  def test_non_finite_meta_gradient_is_skipped(self):
+    trainer = self.trainer
     trainer.step()
     before = [v.numpy() for v in trainer.rule.trainable_variables]
     real_step = trainer._compiled_step
@@ -254,10 +315,7 @@ class TrainerBehaviourTest(absltest.TestCase):
       np.testing.assert_array_equal(b, v.numpy())
 
   def test_a_non_finite_lifetime_is_excluded_and_ended(self):
-    config = tiny_config()
-    trainer = meta_train.trainer_lib.MetaTrainer(
-        meta_train.build_rule(config), meta_train.population_spec(config),
-        meta_train.meta_spec(config), seed=0, jit_compile=False)
+    trainer = self.trainer
     group = trainer.population.groups[0]
     state = group.read()
     steps_before = state.steps.numpy()
@@ -277,22 +335,6 @@ class TrainerBehaviourTest(absltest.TestCase):
     self.assertGreater(int(after.steps[1]), int(steps_before[1]))
     for v in after.params.values():
       self.assertTrue(np.all(np.isfinite(v.numpy())))
-
-  def test_meta_gradient_clipping_config(self):
-    self.assertIsNone(meta_train.meta_spec(tiny_config()).max_grad_norm or None)
-    self.assertEqual(meta_train.meta_spec(
-        tiny_config(**{"meta.max_grad_norm": 0.5})).max_grad_norm, 0.5)
-    with self.assertRaises(errors.ConfigError):
-      meta_train.validate(tiny_config(**{"meta.max_grad_norm": -1.0}))
-
-  def test_run_writes_config_checkpoints_rule_and_summaries(self):
-    workdir = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
-    with open(os.path.join(workdir, meta_train.CONFIG_NAME)) as f:
-      self.assertEqual(json.load(f)["rule"]["hidden_size"], 8)
-    self.assertTrue(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
-    self.assertEqual(saved_model.read_metadata(os.path.join(workdir, "rule")).hidden_size, 8)
-    self.assertTrue(os.listdir(os.path.join(workdir, "tb")))
 
 
 if __name__ == "__main__":
