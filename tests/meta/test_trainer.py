@@ -52,6 +52,10 @@ def tiny_config(**overrides):
   return config
 
 
+# One environment, one group of two lifetimes (tiny_config's grid world adds two
+# groups): a third of the meta-step to trace, for tests about the trainer's
+# handling of lifetimes rather than the population's layout.
+ONE_GROUP = {"population.envs": ("chain/short",)}
 # Validation every 2 meta-steps, of one lifetime per environment.
 VALIDATED = {"validation.every": 2, "validation.lifetimes": 1}
 
@@ -256,13 +260,14 @@ class TrainerBehaviourTest(absltest.TestCase):
       self.assertTrue(matches, v.name)
 
   def test_lifetimes_end_reset_and_feed_the_bandit(self):
-    config = tiny_config(**{"population.lifetime_scale": 1e-5})  # ends every step
+    config = tiny_config(**ONE_GROUP,
+                         **{"population.lifetime_scale": 1e-5})  # ends every step
     trainer = meta_train.trainer_lib.MetaTrainer(
         meta_train.build_rule(config), meta_train.population_spec(config),
         meta_train.meta_spec(config), seed=0, jit_compile=False)
     for _ in range(3):
       numbers = trainer.step()
-    self.assertEqual(numbers["ended_lifetimes"], 4.0)
+    self.assertEqual(numbers["ended_lifetimes"], 2.0)
     for group in trainer.population.groups:
       self.assertTrue(np.all(group.read().steps.numpy() == 0))
     counts = trainer.population.bandits.bandits["chain/short"].counts
@@ -291,7 +296,7 @@ class NonFiniteTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    config = tiny_config()
+    config = tiny_config(**ONE_GROUP)
     cls.trainer = meta_train.trainer_lib.MetaTrainer(
         meta_train.build_rule(config), meta_train.population_spec(config),
         meta_train.meta_spec(config), seed=0, jit_compile=False)
