@@ -89,8 +89,11 @@ class ValidationRunTest(absltest.TestCase):
     workdir = self.create_tempdir().full_path
     scores = {2: 0.5, 4: 0.9, 6: 0.2}
     with scripted_run(scores) as validated:
+      # One checkpoint, at the end (each also exports the rule): the best is
+      # exported when it is found, not when a checkpoint is saved.
       numbers = meta_train.meta_train(
-          config(num_meta_steps=6, **{"validation.every": 2}), workdir)
+          config(num_meta_steps=6, checkpoint_every=6, **{"validation.every": 2}),
+          workdir)
     self.assertEqual(validated, [2, 4, 6])
     self.assertEqual(best_rule_value(workdir), 4.0)
     self.assertEqual(checkpoint_record(workdir), (0.9, 4))
@@ -146,7 +149,8 @@ class ValidationRunTest(absltest.TestCase):
   def test_without_validation_there_is_no_best_rule(self):
     workdir = self.create_tempdir().full_path
     with scripted_run({}) as validated:
-      meta_train.meta_train(config(**{"validation.every": 0}), workdir)
+      meta_train.meta_train(config(num_meta_steps=2, **{"validation.every": 0}),
+                            workdir)
     self.assertEqual(validated, [])
     self.assertFalse(os.path.exists(os.path.join(workdir, "best_rule")))
     reader = tf.train.load_checkpoint(
