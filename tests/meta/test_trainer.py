@@ -61,27 +61,41 @@ VALIDATED = {"validation.every": 2, "validation.lifetimes": 1}
 
 
 @functools.lru_cache(maxsize=None)
-def validated_run(num_meta_steps):
-  """The directory of a finished validated run of `num_meta_steps` meta-steps.
+def straight_run():
+  """A finished validated run of 4 meta-steps, and a snapshot of it at ckpt-2.
 
-  Each run is made once per test process and shared by the tests that read it
-  (a run takes tens of seconds, mostly tracing the meta-step). Tests must not
-  write into it: one that continues the run works on a copy
-  (`copy_of_validated_run`).
+  Made once per test process and shared by the tests that read it (a run takes
+  tens of seconds, mostly tracing the meta-step). The snapshot is a copy of the
+  run's directory taken just after ckpt-2 was saved and the rule exported:
+  what a run stopped after that checkpoint leaves behind. Tests must not write
+  into either: one that continues a run works on a copy (`copy_of`).
+
+  Returns:
+    (the run's directory, the snapshot's directory).
   """
-  workdir = tempfile.mkdtemp(prefix=f"validated_run_{num_meta_steps}_")
-  atexit.register(shutil.rmtree, workdir, ignore_errors=True)
-  meta_train.meta_train(tiny_config(num_meta_steps=num_meta_steps, **VALIDATED),
-                        workdir)
-  return workdir
+  root = tempfile.mkdtemp(prefix="straight_run_")
+  atexit.register(shutil.rmtree, root, ignore_errors=True)
+  workdir = os.path.join(root, "run")
+  snapshot = os.path.join(root, "at_ckpt_2")
+  real_save = meta_train.save
+
+  def save_and_snapshot(manager, meta_trainer, run_dir, step):
+    real_save(manager, meta_trainer, run_dir, step)
+    if step == 2:
+      shutil.copytree(run_dir, snapshot)
+
+  with mock.patch.object(meta_train, "save", save_and_snapshot):
+    meta_train.meta_train(tiny_config(**VALIDATED), workdir)
+  assert os.path.isdir(snapshot)
+  return workdir, snapshot
 
 
-def copy_of_validated_run(test, num_meta_steps):
-  """A copy of `validated_run(num_meta_steps)` in one of `test`'s temporary
-  directories, for a test to continue."""
-  workdir = os.path.join(test.create_tempdir().full_path, "run")
-  shutil.copytree(validated_run(num_meta_steps), workdir)
-  return workdir
+def copy_of(test, workdir):
+  """A copy of run directory `workdir` in one of `test`'s temporary
+  directories, for the test to continue."""
+  copy = os.path.join(test.create_tempdir().full_path, "run")
+  shutil.copytree(workdir, copy)
+  return copy
 
 
 def rule_weights(workdir):
@@ -124,10 +138,9 @@ def validation_record(workdir):
 class ResumeTest(absltest.TestCase):
 
   def test_resume_gives_the_same_eta_and_best_rule_as_a_straight_run(self):
-    straight = validated_run(4)
-    resumed = copy_of_validated_run(self, 2)  # A complete 2-step run, extended.
-    meta_train.meta_train(tiny_config(num_meta_steps=4, **VALIDATED), resumed,
-                          resume=True)
+    straight, at_ckpt_2 = straight_run()
+    resumed = copy_of(self, at_ckpt_2)  # Stopped after ckpt-2, resumed.
+    meta_train.meta_train(tiny_config(**VALIDATED), resumed, resume=True)
     a, b = rule_weights(straight), rule_weights(resumed)
     self.assertEqual([n for n, _ in a], [n for n, _ in b])
     for (_, x), (_, y) in zip(a, b):
@@ -145,7 +158,7 @@ class ResumeTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_validation_leaves_training_alone(self):
-    validated = validated_run(4)
+    validated, _ = straight_run()
     unvalidated = self.create_tempdir().full_path
     meta_train.meta_train(tiny_config(), unvalidated)
     a, b = rule_weights(validated), rule_weights(unvalidated)
@@ -155,7 +168,7 @@ class ResumeTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_a_half_written_checkpoint_does_not_break_resume(self):
-    workdir = copy_of_validated_run(self, 2)
+    workdir = copy_of(self, straight_run()[1])
     ckpt_dir = os.path.join(workdir, meta_train.CHECKPOINT_DIR)
     # A save killed before CheckpointManager records it leaves stray files only.
     with open(os.path.join(ckpt_dir, "ckpt-3.index"), "wb") as f:
@@ -194,14 +207,15 @@ class InputErrorsTest(absltest.TestCase):
       meta_train.validate(config)
 
   def test_existing_run_continues_only_with_a_matching_config(self):
-    workdir = copy_of_validated_run(self, 2)
+    workdir = copy_of(self, straight_run()[0])  # Complete at ckpt-4.
     for resume in (False, True):
       with self.assertRaisesRegex(errors.ConfigError, "another config.*hidden_size"):
         meta_train.meta_train(
-            tiny_config(num_meta_steps=3, **VALIDATED, **{"rule.hidden_size": 9}),
+            tiny_config(num_meta_steps=5, **VALIDATED, **{"rule.hidden_size": 9}),
             workdir, resume=resume)
-    # The matching config continues from ckpt-2, without --resume. Its meta-step
-    # is a counter: what a continued run computes is ResumeTest's concern.
+    # The matching config, longer, continues from ckpt-4 without --resume. Its
+    # meta-step is a counter: what a continued run computes is ResumeTest's
+    # concern.
     taken = []
 
     def counting_step(trainer):
@@ -210,10 +224,10 @@ class InputErrorsTest(absltest.TestCase):
       return {"meta_loss": 0.0, "meta_gradient_finite": 1.0}
 
     with mock.patch.object(meta_train.trainer_lib.MetaTrainer, "step", counting_step):
-      meta_train.meta_train(tiny_config(num_meta_steps=3, **VALIDATED), workdir)
-    self.assertEqual(taken, [3])
+      meta_train.meta_train(tiny_config(num_meta_steps=5, **VALIDATED), workdir)
+    self.assertEqual(taken, [5])
     self.assertTrue(tf.train.latest_checkpoint(
-        os.path.join(workdir, meta_train.CHECKPOINT_DIR)).endswith("ckpt-3"))
+        os.path.join(workdir, meta_train.CHECKPOINT_DIR)).endswith("ckpt-5"))
 
   def test_resume_without_checkpoint(self):
     with self.assertRaisesRegex(meta_train.run_directory.RunError, "no checkpoint"):
@@ -245,7 +259,7 @@ class InputErrorsTest(absltest.TestCase):
 class TrainerBehaviourTest(absltest.TestCase):
 
   def test_init_rule_starts_from_the_exported_weights(self):
-    source = validated_run(2)
+    source, _ = straight_run()
     config = tiny_config()
     rule = meta_train.build_rule(config)
     trainer = meta_train.trainer_lib.MetaTrainer(
@@ -281,7 +295,7 @@ class TrainerBehaviourTest(absltest.TestCase):
       meta_train.validate(tiny_config(**{"meta.max_grad_norm": -1.0}))
 
   def test_run_writes_config_checkpoints_rule_and_summaries(self):
-    workdir = validated_run(2)
+    workdir, _ = straight_run()
     with open(os.path.join(workdir, meta_train.CONFIG_NAME)) as f:
       self.assertEqual(json.load(f)["rule"]["hidden_size"], 8)
     self.assertTrue(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
