@@ -273,20 +273,6 @@ class TrainerBehaviourTest(absltest.TestCase):
                  and np.array_equal(x, v.numpy())]
       self.assertTrue(matches, v.name)
 
-  def test_lifetimes_end_reset_and_feed_the_bandit(self):
-    config = tiny_config(**ONE_GROUP,
-                         **{"population.lifetime_scale": 1e-5})  # ends every step
-    trainer = meta_train.trainer_lib.MetaTrainer(
-        meta_train.build_rule(config), meta_train.population_spec(config),
-        meta_train.meta_spec(config), seed=0, jit_compile=False)
-    for _ in range(3):
-      numbers = trainer.step()
-    self.assertEqual(numbers["ended_lifetimes"], 2.0)
-    for group in trainer.population.groups:
-      self.assertTrue(np.all(group.read().steps.numpy() == 0))
-    counts = trainer.population.bandits.bandits["chain/short"].counts
-    self.assertGreater(counts.sum(), 0)
-
   def test_meta_gradient_clipping_config(self):
     self.assertIsNone(meta_train.meta_spec(tiny_config()).max_grad_norm or None)
     self.assertEqual(meta_train.meta_spec(
@@ -303,9 +289,10 @@ class TrainerBehaviourTest(absltest.TestCase):
     self.assertTrue(os.listdir(os.path.join(workdir, "tb")))
 
 
-class NonFiniteTest(absltest.TestCase):
-  """Both tests take meta-steps of one trainer, built and traced once for the
-  class; each leaves it finite, so they pass in either order."""
+class TrainerStepTest(absltest.TestCase):
+  """The tests take meta-steps of one trainer, built and traced once for the
+  class; each sets up the state it needs and leaves the trainer finite, so
+  they pass in any order."""
 
   @classmethod
   def setUpClass(cls):
@@ -314,6 +301,21 @@ class NonFiniteTest(absltest.TestCase):
     cls.trainer = meta_train.trainer_lib.MetaTrainer(
         meta_train.build_rule(config), meta_train.population_spec(config),
         meta_train.meta_spec(config), seed=0, jit_compile=False)
+
+  def test_lifetimes_end_reset_and_feed_the_bandit(self):
+    trainer = self.trainer
+    (group,) = trainer.population.groups
+    bandit = trainer.population.bandits.bandits["chain/short"]
+    fed_before = bandit.counts.sum()
+    for _ in range(3):
+      # Both lifetimes have lived their whole length: the step ends them.
+      state = group.read()
+      group.write(state._replace(steps=tf.fill(
+          state.steps.shape, tf.constant(group.lifetime_steps, tf.int64))))
+      numbers = trainer.step()
+      self.assertEqual(numbers["ended_lifetimes"], 2.0)
+      self.assertTrue(np.all(group.read().steps.numpy() == 0))
+    self.assertEqual(bandit.counts.sum() - fed_before, 6)
 
   def test_non_finite_meta_gradient_is_skipped(self):
     trainer = self.trainer
