@@ -18,6 +18,7 @@ from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.meta import validation
 from lpg_tf.rules import lpg
 from tests.experiments.test_meta_train_faults import logged
+from tests.meta.test_trainer import meta_train_with_snapshot
 from tests.meta.test_trainer import tiny_config
 
 ENVS = ("chain/short",)  # One group: the runs build faster.
@@ -104,11 +105,9 @@ class ValidationRunTest(absltest.TestCase):
   def test_resume_keeps_the_best_so_far(self):
     scores = {1: 0.5, 2: 0.9, 3: 0.1, 4: 0.2}
     straight = self.create_tempdir().full_path
-    with scripted_run(scores):
-      meta_train.meta_train(config(num_meta_steps=4), straight)
-    resumed = self.create_tempdir().full_path
-    with scripted_run(scores):
-      meta_train.meta_train(config(num_meta_steps=2), resumed)
+    resumed = os.path.join(self.create_tempdir().full_path, "run")
+    with scripted_run(scores):  # resumed/: the run as if stopped after ckpt-2.
+      meta_train_with_snapshot(config(num_meta_steps=4), straight, resumed, 2)
     with scripted_run(scores) as validated:
       meta_train.meta_train(config(num_meta_steps=4), resumed, resume=True)
     self.assertEqual(validated, [3, 4])

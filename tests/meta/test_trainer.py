@@ -60,15 +60,32 @@ ONE_GROUP = {"population.envs": ("chain/short",)}
 VALIDATED = {"validation.every": 2, "validation.lifetimes": 1}
 
 
+def meta_train_with_snapshot(config, workdir, snapshot, step):
+  """meta_train(config, workdir), copying the run's directory to `snapshot`
+  just after the checkpoint of meta-step `step` is saved and the rule exported:
+  what a run stopped after that checkpoint leaves behind."""
+  real_save = meta_train.save
+
+  def save_and_snapshot(manager, meta_trainer, run_dir, saved_step):
+    real_save(manager, meta_trainer, run_dir, saved_step)
+    if saved_step == step:
+      shutil.copytree(run_dir, snapshot)
+
+  with mock.patch.object(meta_train, "save", save_and_snapshot):
+    meta_train.meta_train(config, workdir)
+  if not os.path.isdir(snapshot):
+    raise AssertionError(f"the run saved no checkpoint at meta-step {step}")
+
+
 @functools.lru_cache(maxsize=None)
 def straight_run():
   """A finished validated run of 4 meta-steps, and a snapshot of it at ckpt-2.
 
   Made once per test process and shared by the tests that read it (a run takes
-  tens of seconds, mostly tracing the meta-step). The snapshot is a copy of the
-  run's directory taken just after ckpt-2 was saved and the rule exported:
-  what a run stopped after that checkpoint leaves behind. Tests must not write
-  into either: one that continues a run works on a copy (`copy_of`).
+  tens of seconds, mostly tracing the meta-step). The snapshot is what the run
+  would have left had it stopped after ckpt-2 (`meta_train_with_snapshot`).
+  Tests must not write into either: one that continues a run works on a copy
+  (`copy_of`).
 
   Returns:
     (the run's directory, the snapshot's directory).
@@ -77,16 +94,7 @@ def straight_run():
   atexit.register(shutil.rmtree, root, ignore_errors=True)
   workdir = os.path.join(root, "run")
   snapshot = os.path.join(root, "at_ckpt_2")
-  real_save = meta_train.save
-
-  def save_and_snapshot(manager, meta_trainer, run_dir, step):
-    real_save(manager, meta_trainer, run_dir, step)
-    if step == 2:
-      shutil.copytree(run_dir, snapshot)
-
-  with mock.patch.object(meta_train, "save", save_and_snapshot):
-    meta_train.meta_train(tiny_config(**VALIDATED), workdir)
-  assert os.path.isdir(snapshot)
+  meta_train_with_snapshot(tiny_config(**VALIDATED), workdir, snapshot, 2)
   return workdir, snapshot
 
 
