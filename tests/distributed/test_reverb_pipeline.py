@@ -122,12 +122,27 @@ class TablesTest(absltest.TestCase):
 
 
 class PipelineTest(absltest.TestCase):
+  """One pipeline of two actors, started once for both tests (starting it takes
+  tens of seconds: every actor process imports TensorFlow and ALE): it streams
+  three batches, then a KeyboardInterrupt inside its `with` shuts it down."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    running = _pipeline(num_actors=2, num_envs=4)
+    cls.interrupt_propagated = False
+    try:
+      with running:
+        trajectories = running.trajectories()
+        cls.batches = [next(trajectories) for _ in range(3)]
+        cls.pids = running.pool.pids
+        cls.address = running.server_address
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+      cls.interrupt_propagated = True
 
   def test_items_round_trip_with_their_shapes(self):
-    with _pipeline(num_actors=2, num_envs=4) as running:
-      trajectories = running.trajectories()
-      batches = [next(trajectories) for _ in range(3)]
-    for batch in batches:
+    for batch in self.batches:
       self.assertEqual(batch.observation.shape, (1, T + 1, 4, 84, 84, 4))
       self.assertEqual(batch.observation.dtype, np.uint8)
       for field in ("action", "reward", "discount", "episode_return"):
@@ -148,7 +163,18 @@ class PipelineTest(absltest.TestCase):
           else:
             self.assertEqual(observation[t + 1, e, ..., :3].max(), 0)
     self.assertIn(0.0, np.concatenate([b.discount.numpy().ravel()
-                                       for b in batches]))
+                                       for b in self.batches]))
+
+  def test_shutdown_leaves_no_live_child_processes(self):
+    self.assertTrue(self.interrupt_propagated)
+    self.assertLen(self.pids, 2)
+    self.assertTrue(all(_dead(pid) for pid in self.pids))
+    self.assertEmpty(multiprocessing.active_children())
+    with self.assertRaises(Exception):  # The server is gone.
+      reverb.Client(self.address).server_info(timeout=2)
+
+
+class ActorFaultsTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_a_killed_actor_is_restarted_and_the_stream_continues(self):
@@ -177,19 +203,6 @@ class PipelineTest(absltest.TestCase):
       with self.assertRaisesRegex(learner_dataset.NoTrajectoriesError,
                                   "Local actors: actor 0: pid .* dead"):
         next(running.trajectories())
-
-  def test_shutdown_leaves_no_live_child_processes(self):
-    running = _pipeline(num_actors=2, num_envs=4)
-    with self.assertRaises(KeyboardInterrupt):
-      with running:
-        next(running.trajectories())
-        pids = running.pool.pids
-        address = running.server_address
-        raise KeyboardInterrupt
-    self.assertTrue(all(_dead(pid) for pid in pids))
-    self.assertEmpty(multiprocessing.active_children())
-    with self.assertRaises(Exception):  # The server is gone.
-      reverb.Client(address).server_info(timeout=2)
 
 
 if __name__ == "__main__":

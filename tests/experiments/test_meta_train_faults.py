@@ -24,6 +24,7 @@ from lpg_tf.experiments import stop_signals
 from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.rules import lpg
 from tests.experiments import kill_loop
+from tests.meta.test_trainer import ONE_GROUP
 from tests.meta.test_trainer import rule_weights
 from tests.meta.test_trainer import tiny_config
 
@@ -50,6 +51,12 @@ def fake_steps(before_step=None, finite=lambda step: True):
 
   with mock.patch.object(trainer_lib.MetaTrainer, "step", step):
     yield
+
+
+def one_group_config(**overrides):
+  """tiny_config with one group of lifetimes: with the meta-step faked, a run's
+  cost is building the population (a traced reset per group) and exporting."""
+  return tiny_config(**ONE_GROUP, **overrides)
 
 
 def exported_weights(workdir):
@@ -82,19 +89,19 @@ class KilledRunsContinueTest(absltest.TestCase):
       raise KeyboardInterrupt  # As a kill would, after config.json, before any checkpoint.
 
     with fake_steps(killed), self.assertRaises(KeyboardInterrupt):
-      meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
+      meta_train.meta_train(one_group_config(num_meta_steps=2), workdir)
     self.assertIsNone(latest(workdir))
     with fake_steps():  # Without --resume: the same config continues (here from step 0).
-      meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
+      meta_train.meta_train(one_group_config(num_meta_steps=2), workdir)
     self.assertTrue(latest(workdir).endswith("ckpt-2"))
 
   def test_a_lost_final_export_is_redone_and_a_complete_run_says_so(self):
     workdir = self.create_tempdir().full_path
     with fake_steps():
-      meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
+      meta_train.meta_train(one_group_config(num_meta_steps=2), workdir)
     shutil.rmtree(os.path.join(workdir, "rule"))  # Killed during the last export.
     with mock.patch.object(meta_train.logging, "info") as info:
-      self.assertEqual(meta_train.meta_train(tiny_config(num_meta_steps=2), workdir,
+      self.assertEqual(meta_train.meta_train(one_group_config(num_meta_steps=2), workdir,
                                              resume=True), {})
     self.assertRegex(logged(info),
                      "complete at meta-step 2.*--config.num_meta_steps=<more than 2>")
@@ -103,13 +110,13 @@ class KilledRunsContinueTest(absltest.TestCase):
   def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous_one(self):
     workdir = self.create_tempdir().full_path
     with fake_steps():
-      meta_train.meta_train(tiny_config(num_meta_steps=4), workdir)
+      meta_train.meta_train(one_group_config(num_meta_steps=4), workdir)
     data = latest(workdir) + ".data-00000-of-00001"
     with open(data, "r+b") as f:
       f.truncate(os.path.getsize(data) // 2)
     with fake_steps(), mock.patch.object(meta_train.logging, "info") as info, \
         mock.patch.object(meta_train.logging, "warning") as warning:
-      meta_train.meta_train(tiny_config(num_meta_steps=4), workdir, resume=True)
+      meta_train.meta_train(one_group_config(num_meta_steps=4), workdir, resume=True)
     output = logged(info) + logged(warning)
     self.assertRegex(output, "Skipped the unreadable checkpoint .*ckpt-4")
     self.assertRegex(output, "Resumed from .*ckpt-2 at meta-step 2")
@@ -130,14 +137,15 @@ class NonFiniteEtaTest(absltest.TestCase):
     with fake_steps(poison), self.assertRaisesRegex(
         run_directory.RunError,
         "eta is not finite at meta-step 4.*last good checkpoint is .*ckpt-2"):
-      meta_train.meta_train(tiny_config(num_meta_steps=6), workdir)
+      meta_train.meta_train(one_group_config(num_meta_steps=6), workdir)
     self.assertTrue(latest(workdir).endswith("ckpt-2"))
     for weights in exported_weights(workdir):
       self.assertTrue(np.all(np.isfinite(np.frombuffer(weights, np.float32))))
 
   def test_consecutive_non_finite_meta_gradients_stop_the_run(self):
     workdir = self.create_tempdir().full_path
-    config = tiny_config(num_meta_steps=20, max_nonfinite_steps=3)
+    config = one_group_config(num_meta_steps=20, max_nonfinite_steps=3,
+                              checkpoint_every=3)  # ckpt-3, then ckpt-6.
     with fake_steps(finite=lambda step: step <= 4), self.assertRaisesRegex(
         run_directory.RunError,
         "3 consecutive meta-steps \\(up to 7\\).*last good checkpoint is .*ckpt-6"):
@@ -158,7 +166,9 @@ class SignalTest(absltest.TestCase):
         os.kill(os.getpid(), signal.SIGINT)
 
     with fake_steps(interrupt), self.assertRaises(stop_signals.Stopped) as stopped:
-      meta_train.meta_train(tiny_config(num_meta_steps=10), workdir)
+      # No periodic checkpoint: ckpt-3 can only come from the stop.
+      meta_train.meta_train(one_group_config(num_meta_steps=10, checkpoint_every=10),
+                            workdir)
     self.assertEqual(stopped.exception.exit_status, 130)
     self.assertTrue(latest(workdir).endswith("ckpt-3"))
     self.assertEqual(exported_weights(workdir), checkpoint_eta(workdir))

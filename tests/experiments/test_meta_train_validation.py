@@ -18,6 +18,7 @@ from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.meta import validation
 from lpg_tf.rules import lpg
 from tests.experiments.test_meta_train_faults import logged
+from tests.meta.test_trainer import meta_train_with_snapshot
 from tests.meta.test_trainer import tiny_config
 
 ENVS = ("chain/short",)  # One group: the runs build faster.
@@ -89,8 +90,11 @@ class ValidationRunTest(absltest.TestCase):
     workdir = self.create_tempdir().full_path
     scores = {2: 0.5, 4: 0.9, 6: 0.2}
     with scripted_run(scores) as validated:
+      # One checkpoint, at the end (each also exports the rule): the best is
+      # exported when it is found, not when a checkpoint is saved.
       numbers = meta_train.meta_train(
-          config(num_meta_steps=6, **{"validation.every": 2}), workdir)
+          config(num_meta_steps=6, checkpoint_every=6, **{"validation.every": 2}),
+          workdir)
     self.assertEqual(validated, [2, 4, 6])
     self.assertEqual(best_rule_value(workdir), 4.0)
     self.assertEqual(checkpoint_record(workdir), (0.9, 4))
@@ -101,11 +105,9 @@ class ValidationRunTest(absltest.TestCase):
   def test_resume_keeps_the_best_so_far(self):
     scores = {1: 0.5, 2: 0.9, 3: 0.1, 4: 0.2}
     straight = self.create_tempdir().full_path
-    with scripted_run(scores):
-      meta_train.meta_train(config(num_meta_steps=4), straight)
-    resumed = self.create_tempdir().full_path
-    with scripted_run(scores):
-      meta_train.meta_train(config(num_meta_steps=2), resumed)
+    resumed = os.path.join(self.create_tempdir().full_path, "run")
+    with scripted_run(scores):  # resumed/: the run as if stopped after ckpt-2.
+      meta_train_with_snapshot(config(num_meta_steps=4), straight, resumed, 2)
     with scripted_run(scores) as validated:
       meta_train.meta_train(config(num_meta_steps=4), resumed, resume=True)
     self.assertEqual(validated, [3, 4])
@@ -146,7 +148,8 @@ class ValidationRunTest(absltest.TestCase):
   def test_without_validation_there_is_no_best_rule(self):
     workdir = self.create_tempdir().full_path
     with scripted_run({}) as validated:
-      meta_train.meta_train(config(**{"validation.every": 0}), workdir)
+      meta_train.meta_train(config(num_meta_steps=2, **{"validation.every": 0}),
+                            workdir)
     self.assertEqual(validated, [])
     self.assertFalse(os.path.exists(os.path.join(workdir, "best_rule")))
     reader = tf.train.load_checkpoint(

@@ -1,9 +1,13 @@
 """MetaTrainer and meta_train: resume equality, resets, bandit, bad input, exports."""
 
+import atexit
+import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from unittest import mock
 
 from absl.testing import absltest
@@ -48,6 +52,60 @@ def tiny_config(**overrides):
   return config
 
 
+# One environment, one group of two lifetimes (tiny_config's grid world adds two
+# groups): a third of the meta-step to trace, for tests about the trainer's
+# handling of lifetimes rather than the population's layout.
+ONE_GROUP = {"population.envs": ("chain/short",)}
+# Validation every 2 meta-steps, of one lifetime per environment.
+VALIDATED = {"validation.every": 2, "validation.lifetimes": 1}
+
+
+def meta_train_with_snapshot(config, workdir, snapshot, step):
+  """meta_train(config, workdir), copying the run's directory to `snapshot`
+  just after the checkpoint of meta-step `step` is saved and the rule exported:
+  what a run stopped after that checkpoint leaves behind."""
+  real_save = meta_train.save
+
+  def save_and_snapshot(manager, meta_trainer, run_dir, saved_step):
+    real_save(manager, meta_trainer, run_dir, saved_step)
+    if saved_step == step:
+      shutil.copytree(run_dir, snapshot)
+
+  with mock.patch.object(meta_train, "save", save_and_snapshot):
+    meta_train.meta_train(config, workdir)
+  if not os.path.isdir(snapshot):
+    raise AssertionError(f"the run saved no checkpoint at meta-step {step}")
+
+
+@functools.lru_cache(maxsize=None)
+def straight_run():
+  """A finished validated run of 4 meta-steps, and a snapshot of it at ckpt-2.
+
+  Made once per test process and shared by the tests that read it (a run takes
+  tens of seconds, mostly tracing the meta-step). The snapshot is what the run
+  would have left had it stopped after ckpt-2 (`meta_train_with_snapshot`).
+  Tests must not write into either: one that continues a run works on a copy
+  (`copy_of`).
+
+  Returns:
+    (the run's directory, the snapshot's directory).
+  """
+  root = tempfile.mkdtemp(prefix="straight_run_")
+  atexit.register(shutil.rmtree, root, ignore_errors=True)
+  workdir = os.path.join(root, "run")
+  snapshot = os.path.join(root, "at_ckpt_2")
+  meta_train_with_snapshot(tiny_config(**VALIDATED), workdir, snapshot, 2)
+  return workdir, snapshot
+
+
+def copy_of(test, workdir):
+  """A copy of run directory `workdir` in one of `test`'s temporary
+  directories, for the test to continue."""
+  copy = os.path.join(test.create_tempdir().full_path, "run")
+  shutil.copytree(workdir, copy)
+  return copy
+
+
 def rule_weights(workdir):
   """eta from the run's latest checkpoint, as sorted (name, value) pairs."""
   reader = tf.train.load_checkpoint(
@@ -88,13 +146,9 @@ def validation_record(workdir):
 class ResumeTest(absltest.TestCase):
 
   def test_resume_gives_the_same_eta_and_best_rule_as_a_straight_run(self):
-    validated = {"validation.every": 2, "validation.lifetimes": 1}
-    straight = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(**validated), straight)
-    resumed = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(num_meta_steps=2, **validated), resumed)
-    meta_train.meta_train(tiny_config(num_meta_steps=4, **validated), resumed,
-                          resume=True)
+    straight, at_ckpt_2 = straight_run()
+    resumed = copy_of(self, at_ckpt_2)  # Stopped after ckpt-2, resumed.
+    meta_train.meta_train(tiny_config(**VALIDATED), resumed, resume=True)
     a, b = rule_weights(straight), rule_weights(resumed)
     self.assertEqual([n for n, _ in a], [n for n, _ in b])
     for (_, x), (_, y) in zip(a, b):
@@ -112,10 +166,7 @@ class ResumeTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_validation_leaves_training_alone(self):
-    validated = self.create_tempdir().full_path
-    meta_train.meta_train(
-        tiny_config(**{"validation.every": 2, "validation.lifetimes": 1}),
-        validated)
+    validated, _ = straight_run()
     unvalidated = self.create_tempdir().full_path
     meta_train.meta_train(tiny_config(), unvalidated)
     a, b = rule_weights(validated), rule_weights(unvalidated)
@@ -125,13 +176,13 @@ class ResumeTest(absltest.TestCase):
 
   @pytest.mark.slow
   def test_a_half_written_checkpoint_does_not_break_resume(self):
-    workdir = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
+    workdir = copy_of(self, straight_run()[1])
     ckpt_dir = os.path.join(workdir, meta_train.CHECKPOINT_DIR)
     # A save killed before CheckpointManager records it leaves stray files only.
     with open(os.path.join(ckpt_dir, "ckpt-3.index"), "wb") as f:
       f.write(b"\x00garbage")
-    meta_train.meta_train(tiny_config(num_meta_steps=3), workdir, resume=True)
+    meta_train.meta_train(tiny_config(num_meta_steps=3, **VALIDATED), workdir,
+                          resume=True)
     self.assertTrue(tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-3"))
 
 
@@ -164,15 +215,27 @@ class InputErrorsTest(absltest.TestCase):
       meta_train.validate(config)
 
   def test_existing_run_continues_only_with_a_matching_config(self):
-    workdir = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(num_meta_steps=1), workdir)
+    workdir = copy_of(self, straight_run()[0])  # Complete at ckpt-4.
     for resume in (False, True):
       with self.assertRaisesRegex(errors.ConfigError, "another config.*hidden_size"):
-        meta_train.meta_train(tiny_config(num_meta_steps=2, **{"rule.hidden_size": 9}),
-                              workdir, resume=resume)
-    meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
+        meta_train.meta_train(
+            tiny_config(num_meta_steps=5, **VALIDATED, **{"rule.hidden_size": 9}),
+            workdir, resume=resume)
+    # The matching config, longer, continues from ckpt-4 without --resume. Its
+    # meta-step is a counter: what a continued run computes is ResumeTest's
+    # concern.
+    taken = []
+
+    def counting_step(trainer):
+      trainer.step_counter.assign_add(1)
+      taken.append(int(trainer.step_counter.numpy()))
+      return {"meta_loss": 0.0, "meta_gradient_finite": 1.0}
+
+    with mock.patch.object(meta_train.trainer_lib.MetaTrainer, "step", counting_step):
+      meta_train.meta_train(tiny_config(num_meta_steps=5, **VALIDATED), workdir)
+    self.assertEqual(taken, [5])
     self.assertTrue(tf.train.latest_checkpoint(
-        os.path.join(workdir, meta_train.CHECKPOINT_DIR)).endswith("ckpt-2"))
+        os.path.join(workdir, meta_train.CHECKPOINT_DIR)).endswith("ckpt-5"))
 
   def test_resume_without_checkpoint(self):
     with self.assertRaisesRegex(meta_train.run_directory.RunError, "no checkpoint"):
@@ -213,8 +276,7 @@ class InputErrorsTest(absltest.TestCase):
 class TrainerBehaviourTest(absltest.TestCase):
 
   def test_init_rule_starts_from_the_exported_weights(self):
-    source = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(num_meta_steps=2), source)
+    source, _ = straight_run()
     config = tiny_config()
     rule = meta_train.build_rule(config)
     trainer = meta_train.trainer_lib.MetaTrainer(
@@ -228,24 +290,52 @@ class TrainerBehaviourTest(absltest.TestCase):
                  and np.array_equal(x, v.numpy())]
       self.assertTrue(matches, v.name)
 
-  def test_lifetimes_end_reset_and_feed_the_bandit(self):
-    config = tiny_config(**{"population.lifetime_scale": 1e-5})  # ends every step
-    trainer = meta_train.trainer_lib.MetaTrainer(
+  def test_meta_gradient_clipping_config(self):
+    self.assertIsNone(meta_train.meta_spec(tiny_config()).max_grad_norm or None)
+    self.assertEqual(meta_train.meta_spec(
+        tiny_config(**{"meta.max_grad_norm": 0.5})).max_grad_norm, 0.5)
+    with self.assertRaises(errors.ConfigError):
+      meta_train.validate(tiny_config(**{"meta.max_grad_norm": -1.0}))
+
+  def test_run_writes_config_checkpoints_rule_and_summaries(self):
+    workdir, _ = straight_run()
+    with open(os.path.join(workdir, meta_train.CONFIG_NAME)) as f:
+      self.assertEqual(json.load(f)["rule"]["hidden_size"], 8)
+    self.assertTrue(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
+    self.assertEqual(saved_model.read_metadata(os.path.join(workdir, "rule")).hidden_size, 8)
+    self.assertTrue(os.listdir(os.path.join(workdir, "tb")))
+
+
+class TrainerStepTest(absltest.TestCase):
+  """The tests take meta-steps of one trainer, built and traced once for the
+  class; each sets up the state it needs and leaves the trainer finite, so
+  they pass in any order."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    config = tiny_config(**ONE_GROUP)
+    cls.trainer = meta_train.trainer_lib.MetaTrainer(
         meta_train.build_rule(config), meta_train.population_spec(config),
         meta_train.meta_spec(config), seed=0, jit_compile=False)
+
+  def test_lifetimes_end_reset_and_feed_the_bandit(self):
+    trainer = self.trainer
+    (group,) = trainer.population.groups
+    bandit = trainer.population.bandits.bandits["chain/short"]
+    fed_before = bandit.counts.sum()
     for _ in range(3):
+      # Both lifetimes have lived their whole length: the step ends them.
+      state = group.read()
+      group.write(state._replace(steps=tf.fill(
+          state.steps.shape, tf.constant(group.lifetime_steps, tf.int64))))
       numbers = trainer.step()
-    self.assertEqual(numbers["ended_lifetimes"], 4.0)
-    for group in trainer.population.groups:
+      self.assertEqual(numbers["ended_lifetimes"], 2.0)
       self.assertTrue(np.all(group.read().steps.numpy() == 0))
-    counts = trainer.population.bandits.bandits["chain/short"].counts
-    self.assertGreater(counts.sum(), 0)
+    self.assertEqual(bandit.counts.sum() - fed_before, 6)
 
   def test_non_finite_meta_gradient_is_skipped(self):
-    config = tiny_config()
-    trainer = meta_train.trainer_lib.MetaTrainer(
-        meta_train.build_rule(config), meta_train.population_spec(config),
-        meta_train.meta_spec(config), seed=0, jit_compile=False)
+    trainer = self.trainer
     trainer.step()
     before = [v.numpy() for v in trainer.rule.trainable_variables]
     real_step = trainer._compiled_step
@@ -263,10 +353,7 @@ class TrainerBehaviourTest(absltest.TestCase):
       np.testing.assert_array_equal(b, v.numpy())
 
   def test_a_non_finite_lifetime_is_excluded_and_ended(self):
-    config = tiny_config()
-    trainer = meta_train.trainer_lib.MetaTrainer(
-        meta_train.build_rule(config), meta_train.population_spec(config),
-        meta_train.meta_spec(config), seed=0, jit_compile=False)
+    trainer = self.trainer
     group = trainer.population.groups[0]
     state = group.read()
     steps_before = state.steps.numpy()
@@ -286,22 +373,6 @@ class TrainerBehaviourTest(absltest.TestCase):
     self.assertGreater(int(after.steps[1]), int(steps_before[1]))
     for v in after.params.values():
       self.assertTrue(np.all(np.isfinite(v.numpy())))
-
-  def test_meta_gradient_clipping_config(self):
-    self.assertIsNone(meta_train.meta_spec(tiny_config()).max_grad_norm or None)
-    self.assertEqual(meta_train.meta_spec(
-        tiny_config(**{"meta.max_grad_norm": 0.5})).max_grad_norm, 0.5)
-    with self.assertRaises(errors.ConfigError):
-      meta_train.validate(tiny_config(**{"meta.max_grad_norm": -1.0}))
-
-  def test_run_writes_config_checkpoints_rule_and_summaries(self):
-    workdir = self.create_tempdir().full_path
-    meta_train.meta_train(tiny_config(num_meta_steps=2), workdir)
-    with open(os.path.join(workdir, meta_train.CONFIG_NAME)) as f:
-      self.assertEqual(json.load(f)["rule"]["hidden_size"], 8)
-    self.assertTrue(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
-    self.assertEqual(saved_model.read_metadata(os.path.join(workdir, "rule")).hidden_size, 8)
-    self.assertTrue(os.listdir(os.path.join(workdir, "tb")))
 
 
 if __name__ == "__main__":
