@@ -52,17 +52,7 @@ def plot_curves(rows: Sequence[Dict[str, float]], path: str, title: str,
     ax.plot(grid * x_scale, mean, color="black", lw=1.8, label="mean")
     ax.fill_between(grid * x_scale, mean - stderr, mean + stderr, color="black",
                     alpha=0.15, label="± standard error")
-  if random_return is not None:
-    ax.axhline(random_return, color="grey", ls="--", lw=1.2,
-               label="uniformly random policy")
-  ax.set_xlabel(x_label)
-  ax.set_ylabel("episode return")
-  ax.set_title(title)
-  ax.legend(fontsize=7, loc="best")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return _finish(fig, ax, path, title, x_label, random_return, legend_size=7)
 
 
 def mean_and_stderr(points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -114,13 +104,19 @@ def plot_comparison(curves: Mapping[str, Tuple[np.ndarray, np.ndarray]],
     line, = ax.plot(x, mean[keep], lw=1.6, label=label)
     ax.fill_between(x, (mean - stderr)[keep], (mean + stderr)[keep],
                     color=line.get_color(), alpha=0.2)
+  return _finish(fig, ax, path, title, x_label, random_return, legend_size=8)
+
+
+def _finish(fig, ax, path: str, title: str, x_label: str,
+            random_return: Optional[float], legend_size: int) -> str:
+  """The random policy's dashed line, labels and legend; writes and closes."""
   if random_return is not None:
     ax.axhline(random_return, color="grey", ls="--", lw=1.2,
                label="uniformly random policy")
   ax.set_xlabel(x_label)
   ax.set_ylabel("episode return")
   ax.set_title(title)
-  ax.legend(fontsize=8, loc="best")
+  ax.legend(fontsize=legend_size, loc="best")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
