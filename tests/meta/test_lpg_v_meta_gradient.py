@@ -20,6 +20,7 @@ from lpg_tf.learning import optimizers
 from lpg_tf.learning import update_step
 from lpg_tf.meta import meta_objective
 from lpg_tf.rules import lpg_v
+from tests.meta import finite_differences
 from tests.meta import test_meta_gradient
 
 L, T, B, S, A, K = (test_meta_gradient.L, test_meta_gradient.T,
@@ -81,22 +82,8 @@ class LPGVMetaGradientTest(absltest.TestCase):
       loss = self.meta_loss()
     grads = tape.gradient(loss, variables)
     self.assertTrue(all(g is not None for g in grads))
-    rng = np.random.default_rng(1)
-    eps = 1e-5
-    originals = [v.numpy() for v in variables]
-    for _ in range(2):
-      direction = [rng.normal(size=v.shape) for v in variables]
-      values = []
-      for sign in (1.0, -1.0):
-        for v, o, d in zip(variables, originals, direction):
-          v.assign(o + sign * eps * d)
-        values.append(float(self.meta_loss()))
-      for v, o in zip(variables, originals):
-        v.assign(o)
-      numeric = (values[0] - values[1]) / (2 * eps)
-      analytic = sum(float(tf.reduce_sum(g * d)) for g, d in zip(grads, direction))
-      self.assertGreater(abs(analytic), 1e-6)
-      np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-9)
+    finite_differences.assert_matches_finite_differences(
+        variables, grads, self.meta_loss, np.random.default_rng(1), directions=2)
 
 
 if __name__ == "__main__":

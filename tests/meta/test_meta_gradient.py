@@ -16,6 +16,7 @@ from lpg_tf.learning import optimizers
 from lpg_tf.learning import update_step
 from lpg_tf.meta import meta_objective
 from lpg_tf.rules import lpg
+from tests.meta import finite_differences
 
 L, T, B, S, A, M, K = 2, 4, 3, 6, 3, 4, 2
 
@@ -80,22 +81,8 @@ class MetaGradientTest(absltest.TestCase):
     with tf.GradientTape() as tape:
       loss, _ = self.meta_loss()
     grads = tape.gradient(loss, variables)
-    rng = np.random.default_rng(1)
-    eps = 1e-5
-    for _ in range(3):
-      direction = [rng.normal(size=v.shape) for v in variables]
-      originals = [v.numpy() for v in variables]
-      values = []
-      for sign in (1.0, -1.0):
-        for v, o, d in zip(variables, originals, direction):
-          v.assign(o + sign * eps * d)
-        values.append(float(self.meta_loss()[0]))
-      for v, o in zip(variables, originals):
-        v.assign(o)
-      numeric = (values[0] - values[1]) / (2 * eps)
-      analytic = sum(float(tf.reduce_sum(g * d)) for g, d in zip(grads, direction))
-      self.assertGreater(abs(analytic), 1e-6)
-      np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-9)
+    finite_differences.assert_matches_finite_differences(
+        variables, grads, lambda: self.meta_loss()[0], np.random.default_rng(1), directions=3)
 
   def test_updated_parameters_depend_on_eta(self):
     """pi_hat, y_hat are constants for theta's gradient but theta' depends on eta."""
