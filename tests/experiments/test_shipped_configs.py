@@ -6,7 +6,7 @@ import pytest
 
 from lpg_tf.experiments import config_validation
 
-PRESETS = ("cpu", "paper", "bench_tabular", "pretrained")
+PRESETS = ("cpu", "paper", "bench_tabular", "pretrained", "pretrained_lpg_v")
 
 
 @pytest.mark.parametrize("name", PRESETS)
