@@ -66,7 +66,8 @@ class PolicyEvaluationAgent:
   """
 
   def __init__(self, spec: envs.EnvSpec, policies: np.ndarray,
-               prediction_size: int, seed: int):
+               prediction_size: int, seed: int,
+               prediction_init_stddev: Optional[float] = None):
     """Builds the agent.
 
     Args:
@@ -74,6 +75,10 @@ class PolicyEvaluationAgent:
       policies: `[L, S, A]` pi(a|s) of each lifetime.
       prediction_size: m.
       seed: seed of the initial y and scalar head.
+      prediction_init_stddev: None: y's logits start like the tabular agent's
+        table (nearly uniform y); else they are drawn from N(0, stddev^2) by
+        `seed`, so that y starts far from uniform and differs across lifetimes
+        (Figure 6's randomly initialised predictions).
     """
     num_lifetimes = policies.shape[0]
     self._network = agents.build_agent(spec, num_lifetimes=num_lifetimes,
@@ -83,9 +88,12 @@ class PolicyEvaluationAgent:
     num_actions = spec.num_actions
     self._policy_logits = tf.constant(
         np.log(np.maximum(policies, MIN_POLICY_PROBABILITY)), tf.float32)
+    prediction = table[..., num_actions:num_actions + prediction_size]
+    if prediction_init_stddev is not None:
+      prediction = np.random.default_rng(seed).normal(
+          0.0, prediction_init_stddev, tuple(prediction.shape)).astype(np.float32)
     self._params = {
-        "prediction": tf.Variable(
-            table[..., num_actions:num_actions + prediction_size]),
+        "prediction": tf.Variable(prediction),
         "baseline": tf.Variable(table[..., num_actions + prediction_size:]),
     }
 
@@ -138,25 +146,48 @@ class PolicyEvaluation(NamedTuple):
     value_estimate: `[L, S]` the scalar head (trained by a value rule only).
     visits: `[L, S]` how often each state was s_t of a trajectory.
     env_steps: environment steps per lifetime.
+    recorded_updates: `[R]` the update counts at which y_history and
+      value_history were taken (0: before the first update); empty unless
+      `record_every` was given.
+    y_history: `[R, L, S, m]` y after each of `recorded_updates`.
+    value_history: `[R, L, S]` the scalar head after each of them.
   """
   y: np.ndarray
   value_estimate: np.ndarray
   visits: np.ndarray
   env_steps: int
+  recorded_updates: np.ndarray
+  y_history: np.ndarray
+  value_history: np.ndarray
+
+
+def recording_points(num_updates: int, record_every: Optional[int]
+                     ) -> np.ndarray:
+  """`[R]` update counts 0, record_every, 2 record_every, ..., num_updates
+  (the last always included); empty for `record_every` None."""
+  if record_every is None:
+    return np.zeros([0], np.int64)
+  if record_every <= 0:
+    raise ValueError(f"record_every must be positive, got {record_every}")
+  points = np.arange(0, num_updates + 1, record_every)
+  return np.union1d(points, [num_updates]).astype(np.int64)
 
 
 def evaluate_policies(rule: rule_base.UpdateRule, env: envs.Environment,
-                      instance: Sequence[int], policies: np.ndarray,
+                      instances: Any, policies: np.ndarray,
                       gamma: float, num_updates: int, *, prediction_size: int,
                       learning_rate: float, kl_cost: float, num_envs: int = 64,
                       unroll_length: int = 20, seed: int = 0,
+                      record_every: Optional[int] = None,
+                      prediction_init_stddev: Optional[float] = None,
                       jit_compile: bool = True) -> PolicyEvaluation:
   """`num_updates` updates by `rule` of y (and the scalar head) only.
 
   Args:
     rule: the update rule (LPG, an exported rule, or a value rule).
     env: a tabular environment.
-    instance: the instance every lifetime plays (`env.sample_instances` row).
+    instances: the object cells every lifetime plays (one
+      `env.sample_instances` row, `[M]`), or one row per lifetime (`[L, M]`).
     policies: `[L, S, A]` the fixed policies, one lifetime each.
     gamma: the discount factor the rule is given.
     num_updates: updates of T x B steps each.
@@ -166,6 +197,9 @@ def evaluate_policies(rule: rule_base.UpdateRule, env: envs.Environment,
     num_envs, unroll_length: B and T.
     seed: seed of the initial y, of episodes and of actions; runs with one
       seed and one policy see the same trajectories whatever the rule.
+    record_every: also keep y and the scalar head every this many updates
+      (`recording_points`), for analyses over the course of the updates.
+    prediction_init_stddev: see `PolicyEvaluationAgent`.
     jit_compile: compile the update with XLA.
   """
   expected = (env.spec.num_states, env.spec.num_actions)
@@ -173,26 +207,48 @@ def evaluate_policies(rule: rule_base.UpdateRule, env: envs.Environment,
     raise ValueError(f"policies must be [L, S, A] with [S, A] = "
                      f"{list(expected)}, got {list(policies.shape)}")
   num_lifetimes = policies.shape[0]
-  agent = PolicyEvaluationAgent(env.spec, policies, prediction_size, seed)
-  instances = tf.constant(np.tile(np.asarray(instance, np.int32),
-                                  [num_lifetimes, 1]))
+  instances = np.asarray(instances, np.int32)
+  if instances.ndim == 1:
+    instances = np.tile(instances, [num_lifetimes, 1])
+  if instances.ndim != 2 or instances.shape[0] != num_lifetimes:
+    raise ValueError(f"instances must be [M] or [L = {num_lifetimes}, M], got "
+                     f"{list(instances.shape)}")
+  agent = PolicyEvaluationAgent(env.spec, policies, prediction_size, seed,
+                                prediction_init_stddev)
   source = VisitCountingSource(env, num_lifetimes, num_envs, unroll_length,
-                                seed, instances)
+                                seed, tf.constant(instances))
   learner = learner_lib.Learner(
       agent, rule, optimizers.SGD,
       learning_rate=np.full([num_lifetimes], learning_rate, np.float32),
       kl_cost=np.full([num_lifetimes], kl_cost, np.float32),
       gamma=np.full([num_lifetimes], gamma, np.float32), source=source,
       jit_compile=jit_compile)
-  for _ in range(num_updates):
+  points = recording_points(num_updates, record_every)
+  y_history, value_history = [], []
+
+  def record(params):
+    y_history.append(tf.nn.softmax(params["prediction"]).numpy())
+    value_history.append(params["baseline"].numpy()[..., 0])
+
+  if points.size and points[0] == 0:
+    record(agent.params)
+  for update in range(1, num_updates + 1):
     learner.step()
+    if update in points:
+      record(learner.params)
   params = learner.params
   _, visits = learner.source_state
+  size = (0, num_lifetimes, env.spec.num_states)
   return PolicyEvaluation(
       y=tf.nn.softmax(params["prediction"]).numpy(),
       value_estimate=params["baseline"].numpy()[..., 0],
       visits=visits.numpy(),
-      env_steps=num_updates * source.env_steps_per_update)
+      env_steps=num_updates * source.env_steps_per_update,
+      recorded_updates=points,
+      y_history=(np.stack(y_history) if y_history
+                 else np.zeros(size + (prediction_size,), np.float32)),
+      value_history=(np.stack(value_history) if value_history
+                     else np.zeros(size, np.float32)))
 
 
 class PolicyProbe(NamedTuple):
@@ -274,6 +330,7 @@ def probe(rule: rule_base.UpdateRule, untrained_rule: rule_base.UpdateRule,
           temperature: float = NEAR_OPTIMAL_TEMPERATURE,
           min_visits: int = MIN_VISITS, seed: int = 0,
           value_rule: Optional[rule_base.UpdateRule] = None,
+          value_learning_rate: Optional[float] = None,
           jit_compile: bool = True) -> Probe:
   """Runs the probe (module docstring) for both POLICIES.
 
@@ -291,10 +348,13 @@ def probe(rule: rule_base.UpdateRule, untrained_rule: rule_base.UpdateRule,
     seed: seed of the initial y, episodes, actions and held-out split.
     value_rule: the value learner of the reference; default A2C's critic
       (TD(lambda) with A2C's lambda), whose policy terms do nothing here.
+    value_learning_rate: the value learner's alpha_lr; default
+      `learning_rate`.
     jit_compile: compile the updates with XLA.
 
   Raises:
-    ValueError: a rule reads no y, or the two rules disagree on m.
+    ValueError: a rule reads no y, the two rules disagree on m, or a policy
+      visited no state `min_visits` times.
   """
   m = rule.prediction_size
   if m is None or untrained_rule.prediction_size != m:
@@ -304,14 +364,20 @@ def probe(rule: rule_base.UpdateRule, untrained_rule: rule_base.UpdateRule,
   policies = fixed_policies(model, gamma, temperature)
   true_values = np.stack([grid_values.policy_values(model, p, gamma)
                           for p in policies])
+  value_learning_rate = (learning_rate if value_learning_rate is None
+                         else value_learning_rate)
   runs = [evaluate_policies(
       r, env, instance, policies, gamma, num_updates, prediction_size=m,
-      learning_rate=learning_rate, kl_cost=kl_cost, num_envs=num_envs,
+      learning_rate=lr, kl_cost=kl_cost, num_envs=num_envs,
       unroll_length=unroll_length, seed=seed, jit_compile=jit_compile)
-          for r in (rule, untrained_rule, value_rule or a2c.A2C())]
+          for r, lr in ((rule, learning_rate), (untrained_rule, learning_rate),
+                        (value_rule or a2c.A2C(), value_learning_rate))]
   per_policy = []
   for index, name in enumerate(POLICIES):
     visited = runs[0].visits[index] >= min_visits
+    if not visited.any():
+      raise ValueError(f"No state was visited {min_visits} times under the "
+                       f"{name} policy: raise num_updates")
     values = true_values[index, visited]
     fit = value_regression.held_out_split(int(visited.sum()), seed)
     per_policy.append(PolicyProbe(
@@ -332,18 +398,23 @@ def probe(rule: rule_base.UpdateRule, untrained_rule: rule_base.UpdateRule,
   return Probe(result, model, policies, true_values, *runs)
 
 
-def _plain(value: Any) -> Any:
-  """NamedTuples as dicts, tuples as lists, recursively (for JSON)."""
+def plain(value: Any) -> Any:
+  """NamedTuples as dicts, tuples as lists, numpy arrays and scalars as lists
+  and numbers, dicts' values, recursively (for JSON)."""
   if hasattr(value, "_asdict"):
-    return {k: _plain(v) for k, v in value._asdict().items()}
+    return {k: plain(v) for k, v in value._asdict().items()}
+  if isinstance(value, dict):
+    return {k: plain(v) for k, v in value.items()}
   if isinstance(value, (tuple, list)):
-    return [_plain(v) for v in value]
+    return [plain(v) for v in value]
+  if isinstance(value, (np.ndarray, np.generic)):
+    return value.tolist()
   return value
 
 
 def write_json(result: ProbeResult, path: str) -> str:
   """Writes `result` as JSON to `path`; returns `path`."""
   with open(path, "w") as f:
-    json.dump(_plain(result), f, indent=2, allow_nan=True)
+    json.dump(plain(result), f, indent=2, allow_nan=True)
     f.write("\n")
   return path
