@@ -35,7 +35,7 @@ from typing import Dict, NamedTuple, Optional
 from lpg_tf import errors
 from lpg_tf.rules import saved_model
 
-NAMES = ("lpg_cpu",)
+NAMES = ("lpg_cpu", "lpg_v_cpu")
 DEFAULT = "lpg_cpu"
 PREFIX = "pretrained"  # The command-line name: `pretrained` or `pretrained:NAME`.
 CARD_FILE = "MODEL_CARD.md"
