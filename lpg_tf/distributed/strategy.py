@@ -4,7 +4,15 @@ TPU -> `snt.distribute.TpuReplicator`; several GPUs -> `snt.distribute.Replicato
 (Sonnet's optimisers refuse plain MirroredStrategy); otherwise the default
 strategy. Every variable of a run is created inside `strategy.scope()` from the
 start, so moving to more devices is a change of strategy, not a rewrite.
+
+`cpu_devices` > 1 splits the host's CPU into that many logical devices and
+replicates over them with `snt.distribute.Replicator`, the multi-GPU path on
+any laptop. Logical devices exist only if they are set before TensorFlow
+initialises its devices (its first op), so `configure_cpu_devices` runs first.
 """
+
+from typing import List
+
 
 from absl import logging
 import sonnet as snt
@@ -19,14 +27,52 @@ TPU = "tpu"
 KINDS = (AUTO, DEFAULT, GPU, TPU)
 
 
-def resolve(kind: str = AUTO, tpu_address: str = "") -> tf.distribute.Strategy:
+def configure_cpu_devices(num: int) -> List[str]:
+  """Splits the host CPU into `num` logical devices; returns the first `num`.
+
+  With `num` = 1 nothing changes. A process whose TensorFlow has already
+  initialised its devices keeps them; that is fine if it has `num` or more.
+
+  Raises:
+    ConfigError: TensorFlow already runs with fewer than `num` CPU devices.
+  """
+  if num > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+      tf.config.set_logical_device_configuration(
+          cpu, [tf.config.LogicalDeviceConfiguration()] * num)
+    except RuntimeError:  # Devices initialised: keep what there is.
+      pass
+  devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+  if len(devices) < num:
+    raise errors.ConfigError(
+        f"config.cpu_devices={num}, but TensorFlow already started with "
+        f"{len(devices)} CPU device(s): logical devices must be set before "
+        "TensorFlow runs its first op (set cpu_devices in a fresh process)")
+  return devices[:num]
+
+
+def resolve(kind: str = AUTO, tpu_address: str = "",
+            cpu_devices: int = 1) -> tf.distribute.Strategy:
   """The strategy for `kind`; AUTO picks TPU, then several GPUs, then default.
+
+  With `cpu_devices` > 1 (only with AUTO), `snt.distribute.Replicator` over
+  that many logical CPU devices instead.
 
   Raises:
     ConfigError: for an unknown kind, or a kind whose devices are absent.
   """
   if kind not in KINDS:
     raise errors.ConfigError(f"Unknown strategy {kind!r}; valid: {', '.join(KINDS)}")
+  if cpu_devices > 1:
+    if kind != AUTO:
+      raise errors.ConfigError(
+          f"config.cpu_devices={cpu_devices} replicates over logical CPU "
+          f"devices, which needs config.strategy='auto' (got {kind!r})")
+    devices = configure_cpu_devices(cpu_devices)
+    logging.info("Using %d logical CPU devices with snt.distribute.Replicator",
+                 len(devices))
+    return snt.distribute.Replicator(devices)
   if kind in (AUTO, TPU):
     try:
       resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
