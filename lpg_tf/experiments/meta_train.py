@@ -28,6 +28,16 @@ checkpoint (or from step 0 if it was stopped before its first checkpoint);
 holding another config is refused; only RESUMABLE_FIELDS may change. A run that
 is already complete says so and how to extend it.
 
+Replicas. The population's `config.population.shards` are shared out over the
+replicas of the run's strategy (`lpg_tf.meta.sharding`; `config.cpu_devices`
+> 1 makes logical CPU devices). A checkpoint holds every shard whatever the
+number of replicas, so a run continues on any number of replicas that divides
+the number of shards (`config.strategy` and `config.cpu_devices` may change on
+resume): on the same number it continues exactly; on another, each replica
+takes its new share of the shards and eta differs only by the summation order
+of the meta-gradient (about 1e-8). A number of replicas that does not divide
+the shards is refused before any work.
+
 Every bad input (unknown environment, unknown config key, out-of-range values,
 a resume of a run with another config, a wrong SavedModel for `init_rule` or
 one of other sizes than the config's) raises `errors.ConfigError` before

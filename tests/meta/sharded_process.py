@@ -4,6 +4,7 @@ pytest process running other tests has long done.
 
   PYTHONPATH=. python tests/meta/sharded_process.py helpers OUT.json
   PYTHONPATH=. python tests/meta/sharded_process.py trainer OUT.npz REPLICAS...
+  PYTHONPATH=. python tests/meta/sharded_process.py resume OUT.npz DIR
 
 `helpers` checks `meta.sharding` on two logical devices with hand-made values
 and writes what it found as JSON. `trainer` splits the CPU into max(REPLICAS)
@@ -11,10 +12,15 @@ logical devices and, for each replica count (1: the default strategy, else
 `snt.distribute.Replicator` over that many devices), builds a trainer on the
 same 4-shard population, takes `STEPS` meta-steps, then one more in which
 every lifetime has reached its end; it writes eta and what the bandit and the
-step saw, per replica count.
+step saw, per replica count. `resume` runs meta_train on two logical devices
+in DIR/straight (4 meta-steps, a copy of the directory taken after ckpt-2),
+continues copies of that snapshot on two devices and on one, and writes the
+three final etas.
 """
 
 import json
+import os
+import shutil
 import sys
 
 import numpy as np
@@ -26,6 +32,9 @@ SHARDS = 4
 OVERRIDES = {"population.envs": ("chain/short",),
              "population.lifetimes_per_env": SHARDS,
              "population.shards": SHARDS}
+# meta_train's run for `resume`: two shards of one lifetime.
+RESUME_OVERRIDES = {"population.envs": ("chain/short",),
+                    "population.shards": 2}
 
 
 def helpers(out_path: str) -> None:
@@ -95,8 +104,34 @@ def trainer(out_path: str, replica_counts: list) -> None:
   np.savez(out_path, **results)
 
 
+def resume(out_path: str, root: str) -> None:
+  """Final eta of a 2-replica run, and of its ckpt-2 resumed on 2 and 1."""
+  strategy_lib.configure_cpu_devices(2)
+  from tests.meta import test_trainer  # pylint: disable=g-import-not-at-top
+  from lpg_tf.experiments import meta_train  # pylint: disable=g-import-not-at-top
+
+  def config(replicas: int):
+    return test_trainer.tiny_config(**{
+        **RESUME_OVERRIDES, "cpu_devices": replicas})
+
+  straight = os.path.join(root, "straight")
+  snapshot = os.path.join(root, "at_ckpt_2")
+  test_trainer.meta_train_with_snapshot(config(2), straight, snapshot, 2)
+  results = {"straight": np.concatenate(
+      [x.ravel() for _, x in test_trainer.rule_weights(straight)])}
+  for replicas in (2, 1):
+    resumed = os.path.join(root, f"resumed_on_{replicas}")
+    shutil.copytree(snapshot, resumed)
+    meta_train.meta_train(config(replicas), resumed, resume=True)
+    results[f"resumed_on_{replicas}"] = np.concatenate(
+        [x.ravel() for _, x in test_trainer.rule_weights(resumed)])
+  np.savez(out_path, **results)
+
+
 if __name__ == "__main__":
   if sys.argv[1] == "helpers":
     helpers(sys.argv[2])
+  elif sys.argv[1] == "resume":
+    resume(sys.argv[2], sys.argv[3])
   else:
     trainer(sys.argv[2], [int(n) for n in sys.argv[3:]])

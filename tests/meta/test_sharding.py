@@ -105,5 +105,20 @@ class ReplicaCountTest(absltest.TestCase):
     self.assertGreater(np.abs(found["eta_1"]).max(), 0)
 
 
+@pytest.mark.slow
+class ResumeTest(absltest.TestCase):
+  """A 2-replica meta_train run stopped after ckpt-2 and resumed (minutes)."""
+
+  def test_resume_is_exact_on_two_replicas_and_redistributes_on_one(self):
+    tmp = self.create_tempdir().full_path
+    out = os.path.join(tmp, "resume.npz")
+    run_process("resume", out, tmp)
+    found = np.load(out)
+    np.testing.assert_array_equal(found["resumed_on_2"], found["straight"])
+    # One replica runs both shards: the same eta up to summation order.
+    np.testing.assert_allclose(found["resumed_on_1"], found["straight"],
+                               rtol=0, atol=ETA_TOLERANCE)
+
+
 if __name__ == "__main__":
   absltest.main()
