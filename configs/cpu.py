@@ -13,7 +13,7 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.name = "cpu"
   config.seed = 0
-  config.strategy = "auto"  # auto | default | gpu | tpu
+  config.strategy = "auto"  # auto | default | gpu | tpu | multi_worker (TF_CONFIG)
   # > 1: split the CPU into this many logical devices and replicate over them
   # (snt.distribute.Replicator; needs strategy auto). 1: one device, as always.
   config.cpu_devices = 1

@@ -70,8 +70,11 @@ def weighted_mean(strategy: tf.distribute.Strategy, values: Any,
   weighted = strategy.run(
       lambda v, w: tf.nest.map_structure(lambda x: x * w, v),
       args=(values, weight))
-  summed = strategy.reduce(tf.distribute.ReduceOp.SUM, weighted, axis=None)
-  return tf.nest.map_structure(lambda x: x / tf.maximum(total, 1.0), summed)
+  # Leaf by leaf: MultiWorkerMirroredStrategy packs a nest's tensors into one
+  # stack, which fails for tensors of different shapes.
+  return tf.nest.map_structure(
+      lambda x: strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None)
+      / tf.maximum(total, 1.0), weighted)
 
 
 def gather(strategy: tf.distribute.Strategy, per_replica: Any) -> List[Any]:

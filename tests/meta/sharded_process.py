@@ -39,7 +39,7 @@ RESUME_OVERRIDES = {"population.envs": ("chain/short",),
 
 def helpers(out_path: str) -> None:
   """sharding.distribute / weighted_mean / gather on two replicas."""
-  devices = strategy_lib.configure_cpu_devices(2)
+  devices = strategy_lib.cpu_device_names(2)
   import sonnet as snt  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from lpg_tf.meta import sharding  # pylint: disable=g-import-not-at-top
@@ -68,7 +68,7 @@ def helpers(out_path: str) -> None:
 
 def trainer(out_path: str, replica_counts: list) -> None:
   """eta after STEPS meta-steps and a step that ends every lifetime."""
-  devices = strategy_lib.configure_cpu_devices(max(replica_counts))
+  devices = strategy_lib.cpu_device_names(max(replica_counts))
   import sonnet as snt  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tests.meta import test_trainer  # pylint: disable=g-import-not-at-top

@@ -1,6 +1,7 @@
 """The population sharded over replicas (lpg_tf/meta/sharding.py): the
 replicas' weighted mean and gather, eta equal on 1, 2 and 4 logical CPU
-devices, every lifetime seen by the bandit, and the checks on the split.
+devices, every lifetime seen by the bandit, resume on 2 replicas and on 1,
+two workers on localhost, and the checks on the split.
 
 Logical devices must be set before TensorFlow starts, so the multi-replica
 runs happen in fresh processes (tests/meta/sharded_process.py).
@@ -8,6 +9,7 @@ runs happen in fresh processes (tests/meta/sharded_process.py).
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -24,6 +26,8 @@ from tests.meta import test_trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "tests", "meta", "sharded_process.py")
+LAUNCHER = os.path.join(REPO, "launchers", "tpu_meta_train.py")
+TINY_CONFIG = os.path.join(REPO, "tests", "experiments", "tiny_meta_config.py")
 # Summation order is all that differs between replica counts.
 ETA_TOLERANCE = 1e-6
 
@@ -118,6 +122,52 @@ class ResumeTest(absltest.TestCase):
     # One replica runs both shards: the same eta up to summation order.
     np.testing.assert_allclose(found["resumed_on_1"], found["straight"],
                                rtol=0, atol=ETA_TOLERANCE)
+
+
+def free_ports(count: int) -> list:
+  """`count` TCP ports free on localhost just now."""
+  sockets = [socket.socket() for _ in range(count)]
+  for sock in sockets:
+    sock.bind(("localhost", 0))
+  ports = [sock.getsockname()[1] for sock in sockets]
+  for sock in sockets:
+    sock.close()
+  return ports
+
+
+@pytest.mark.slow
+class MultiWorkerTest(absltest.TestCase):
+  """Two launcher processes on localhost under MultiWorkerMirroredStrategy
+  (minutes)."""
+
+  def test_two_workers_give_the_eta_of_one(self):
+    root = self.create_tempdir().full_path
+    flags = [f"--config={TINY_CONFIG}", "--config.population.shards=2",
+             "--config.num_meta_steps=3", "--config.strategy=multi_worker"]
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+    workers = []
+    for index in range(2):
+      tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+      log = open(os.path.join(root, f"worker{index}.log"), "w")
+      self.addCleanup(log.close)
+      workers.append(subprocess.Popen(
+          [sys.executable, LAUNCHER, f"--workdir={root}/worker{index}", *flags],
+          stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+          env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3",
+                   TF_CONFIG=json.dumps(tf_config))))
+    for index, worker in enumerate(workers):
+      self.addCleanup(worker.kill)
+      if worker.wait(timeout=1200):
+        with open(os.path.join(root, f"worker{index}.log")) as f:
+          raise AssertionError(f"worker {index} failed:\n{f.read()[-4000:]}")
+    single = os.path.join(root, "single")
+    meta_train.meta_train(test_trainer.tiny_config(**{
+        "population.shards": 2, "num_meta_steps": 3, "strategy": "default"}),
+        single)
+    etas = [np.concatenate([x.ravel() for _, x in test_trainer.rule_weights(d)])
+            for d in (f"{root}/worker0", f"{root}/worker1", single)]
+    np.testing.assert_array_equal(etas[0], etas[1])
+    np.testing.assert_allclose(etas[0], etas[2], rtol=0, atol=ETA_TOLERANCE)
 
 
 if __name__ == "__main__":
