@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+from unittest import mock
 
 from absl.testing import absltest
 import numpy as np
@@ -76,6 +77,15 @@ class SplitChecksTest(absltest.TestCase):
       with self.subTest(overrides=overrides), \
           self.assertRaisesRegex(errors.ConfigError, message):
         meta_train.validate(test_trainer.tiny_config(**overrides))
+
+  def test_multi_worker_needs_tf_config_before_work(self):
+    workdir = os.path.join(self.create_tempdir().full_path, "run")
+    environ = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    with mock.patch.dict(os.environ, environ, clear=True), \
+        self.assertRaisesRegex(errors.ConfigError, "needs TF_CONFIG"):
+      meta_train.meta_train(
+          test_trainer.tiny_config(strategy="multi_worker"), workdir)
+    self.assertFalse(os.path.exists(workdir))
 
   def test_shards_are_equal_sets_of_groups(self):
     spec = meta_train.population_spec(test_trainer.tiny_config(**{
