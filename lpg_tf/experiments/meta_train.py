@@ -387,13 +387,17 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
   strategy_lib.configure_cpu_devices(config.cpu_devices)
   validate(config)
   config = with_run_length(config)
+  if resume and init_rule:
+    raise errors.ConfigError("--init_rule starts a new run; it cannot be combined "
+                             "with --resume")
+  run_directory.check_location(workdir, must_exist=resume)
+  # The devices come before any other TensorFlow work (a multi-worker strategy
+  # must be made first), and the split of the shards is checked before the run
+  # directory is touched.
   strategy = strategy_lib.resolve(config.strategy,
                                   cpu_devices=config.cpu_devices)
   sharding.check_replicas(config.population.shards,
                           strategy.num_replicas_in_sync)
-  if resume and init_rule:
-    raise errors.ConfigError("--init_rule starts a new run; it cannot be combined "
-                             "with --resume")
   if init_rule:
     init_rule = pretrained.export_directory(init_rule)
     export.check_sizes(build_rule(config), init_rule)
