@@ -13,7 +13,10 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.name = "cpu"
   config.seed = 0
-  config.strategy = "auto"  # auto | default | gpu | tpu
+  config.strategy = "auto"  # auto | default | gpu | tpu | multi_worker (TF_CONFIG)
+  # > 1: split the CPU into this many logical devices and replicate over them
+  # (snt.distribute.Replicator; needs strategy auto). 1: one device, as always.
+  config.cpu_devices = 1
   config.jit_compile = True
 
   config.population = ml_collections.ConfigDict()
@@ -25,6 +28,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.population.num_inner_updates = 5  # Table 2: K.
   config.population.prediction_size = 30  # Section 4.1: m.
   config.population.lifetime_scale = 0.1  # x Table 3's lifetimes.
+  # Equal parts of the population, each with its own random streams, that the
+  # replicas share out (lpg_tf/meta/population.py): a multiple of the number
+  # of replicas, dividing lifetimes_per_env. eta depends on it, not on how
+  # many replicas run the shards.
+  config.population.shards = 1
 
   config.rule = ml_collections.ConfigDict()
   # "lpg", or "lpg_v" (Section 4.1's LPG-V: the agents predict a value v trained

@@ -7,7 +7,12 @@
   python launchers/tpu_meta_train.py --init_rule=pretrained --workdir=runs/cpu3
 
 Runs on the default strategy on one CPU or GPU, snt.distribute.Replicator on
-several GPUs and TpuReplicator on TPU (config.strategy=auto picks).
+several GPUs and TpuReplicator on TPU (config.strategy=auto picks),
+MultiWorkerMirroredStrategy over the hosts in TF_CONFIG
+(--config.strategy=multi_worker, each host with its own --workdir), or
+snt.distribute.Replicator over N logical CPU devices (--config.cpu_devices=N).
+The replicas share out the population's shards (--config.population.shards, a
+multiple of the number of replicas); README: "Several devices".
 
 Running the same command again continues the run in --workdir. SIGTERM or
 Ctrl-C saves a checkpoint and the rule, then exits with status 128 + signal

@@ -57,6 +57,7 @@ SCHEMA: Dict[str, Check] = {
     "name": NAME,
     "seed": NON_NEGATIVE_INT,
     "strategy": NAME,
+    "cpu_devices": POSITIVE_INT,
     "jit_compile": BOOL,
     "population.envs": NAMES,
     "population.lifetimes_per_env": POSITIVE_INT,
@@ -65,6 +66,7 @@ SCHEMA: Dict[str, Check] = {
     "population.num_inner_updates": POSITIVE_INT,
     "population.prediction_size": POSITIVE_INT,
     "population.lifetime_scale": POSITIVE,
+    "population.shards": POSITIVE_INT,
     "rule.hidden_size": POSITIVE_INT,
     "rule.embedding_sizes": POSITIVE_INTS,
     "rule.use_baseline": BOOL,
@@ -108,6 +110,13 @@ COMBINATIONS: Tuple[Tuple[Callable[[Dict[str, Any]], bool], str], ...] = (
      and c["rule.y_head_init_stddev"] is not None,
      "config.rule.y_head_init_stddev initialises LPG's y_hat head; LPG-V "
      "(config.rule.kind='lpg_v') has none: leave it None"),
+    (lambda c: c["cpu_devices"] > 1 and c["strategy"] != "auto",
+     "config.cpu_devices > 1 replicates over logical CPU devices, which needs "
+     "config.strategy='auto' (--config.strategy=auto)"),
+    (lambda c: c["population.shards"] % c["cpu_devices"],
+     "config.population.shards cannot be split evenly over config.cpu_devices "
+     "replicas: set --config.population.shards to a multiple of cpu_devices "
+     "(and population.lifetimes_per_env to a multiple of shards)"),
 )
 
 

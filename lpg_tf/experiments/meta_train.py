@@ -28,6 +28,16 @@ checkpoint (or from step 0 if it was stopped before its first checkpoint);
 holding another config is refused; only RESUMABLE_FIELDS may change. A run that
 is already complete says so and how to extend it.
 
+Replicas. The population's `config.population.shards` are shared out over the
+replicas of the run's strategy (`lpg_tf.meta.sharding`; `config.cpu_devices`
+> 1 makes logical CPU devices). A checkpoint holds every shard whatever the
+number of replicas, so a run continues on any number of replicas that divides
+the number of shards (`config.strategy` and `config.cpu_devices` may change on
+resume): on the same number it continues exactly; on another, each replica
+takes its new share of the shards and eta differs only by the summation order
+of the meta-gradient (about 1e-8). A number of replicas that does not divide
+the shards is refused before any work.
+
 Every bad input (unknown environment, unknown config key, out-of-range values,
 a resume of a run with another config, a wrong SavedModel for `init_rule` or
 one of other sizes than the config's) raises `errors.ConfigError` before
@@ -68,6 +78,7 @@ from lpg_tf.experiments import stop_signals
 from lpg_tf.meta import meta_objective
 from lpg_tf.meta import population as population_lib
 from lpg_tf.meta import run_length
+from lpg_tf.meta import sharding
 from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.meta import validation as validation_lib
 from lpg_tf.rules import lpg
@@ -80,14 +91,17 @@ RULE_DIR = run_directory.RULE_DIR
 BEST_RULE_DIR = run_directory.BEST_RULE_DIR
 TB_DIR = "tb"
 # Config fields a resumed run may change: they set only run length, checkpoint
-# period, logging or when to give up on non-finite meta-gradients.
+# period, logging, when to give up on non-finite meta-gradients, or the
+# devices that run the population's shards (a checkpoint holds every shard,
+# whatever the number of replicas: lpg_tf.meta.sharding).
 RESUMABLE_FIELDS = ("num_meta_steps", "total_env_steps", "checkpoint_every",
-                    "log_every", "max_nonfinite_steps")
+                    "log_every", "max_nonfinite_steps", "strategy", "cpu_devices")
 CHECKPOINTS_TO_KEEP = 3
 # Config keys added after runs existed, with the values that keep the older
 # runs' behaviour: a run directory whose config.json lacks them continues.
 ADDED_FIELDS = {"rule.kind": lpg.KIND, "rule.y_softmax": True,
-                "rule.td_lambda": lpg_v.TD_LAMBDA, "meta.bandit": True}
+                "rule.td_lambda": lpg_v.TD_LAMBDA, "meta.bandit": True,
+                "cpu_devices": 1, "population.shards": 1}
 
 
 def prediction_size(config: ml_collections.ConfigDict) -> int:
@@ -108,7 +122,7 @@ def population_spec(config: ml_collections.ConfigDict) -> population_lib.Populat
       entropy_reset_threshold=m.entropy_reset_threshold,
       bandit_temperature=m.bandit_temperature,
       bandit_exploration_bonus=m.bandit_exploration_bonus,
-      bandit_window=m.bandit_window, bandit=m.bandit)
+      bandit_window=m.bandit_window, bandit=m.bandit, shards=p.shards)
   population_lib.validate_population(spec)
   return spec
 
@@ -368,11 +382,22 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
       full, or eta diverged.
     stop_signals.Stopped: SIGTERM or SIGINT stopped the run (after saving).
   """
+  config_validation.check(config)
+  # Before anything runs a TensorFlow op (logical devices exist only then).
+  strategy_lib.configure_cpu_devices(config.cpu_devices)
   validate(config)
   config = with_run_length(config)
   if resume and init_rule:
     raise errors.ConfigError("--init_rule starts a new run; it cannot be combined "
                              "with --resume")
+  run_directory.check_location(workdir, must_exist=resume)
+  # The devices come before any other TensorFlow work (a multi-worker strategy
+  # must be made first), and the split of the shards is checked before the run
+  # directory is touched.
+  strategy = strategy_lib.resolve(config.strategy,
+                                  cpu_devices=config.cpu_devices)
+  sharding.check_replicas(config.population.shards,
+                          strategy.num_replicas_in_sync)
   if init_rule:
     init_rule = pretrained.export_directory(init_rule)
     export.check_sizes(build_rule(config), init_rule)
@@ -381,16 +406,16 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
         workdir, _config_json(config), RESUMABLE_FIELDS, resume, init_rule,
         ADDED_FIELDS)
     with lock:
-      return _run(config, workdir, start_from, init_rule, stop)
+      return _run(config, workdir, strategy, start_from, init_rule, stop)
 
 
 def _run(config: ml_collections.ConfigDict, workdir: str,
-         start_from: Optional[str], init_rule: Optional[str],
+         strategy: tf.distribute.Strategy, start_from: Optional[str],
+         init_rule: Optional[str],
          stop: stop_signals.StopRequests) -> Dict[str, float]:
   """meta_train's loop, in a locked run directory."""
   _log_run_length(config)
   _log_rule(config)
-  strategy = strategy_lib.resolve(config.strategy)
   # eta_0 comes from Sonnet's initialisers (stateful ops): the global seed makes
   # it a function of config.seed. Everything else draws from stateless seeds.
   tf.random.set_seed(config.seed)

@@ -97,9 +97,13 @@ class WindowResult(NamedTuple):
     loss: scalar meta-loss to minimise, the mean of Eq. 4's negation over the
       lifetimes of every group whose loss and theta_K are finite (0 if none).
     groups: one GroupWindow per group, in the population's order.
+    num_kept: scalar float, the number of lifetimes `loss` averages over: the
+      weight of this window's loss and meta-gradient when several windows
+      (replicas) are averaged (`meta.sharding`).
   """
   loss: tf.Tensor
   groups: List[GroupWindow]
+  num_kept: tf.Tensor
 
 
 def _stop(nest: Any) -> Any:
@@ -201,7 +205,7 @@ def window_loss(rule: rule_base.UpdateRule,
   num_kept = tf.add_n([tf.reduce_sum(k) for k in kept])
   loss = (tf.add_n([tf.reduce_sum(l) for l in kept_losses])
           / tf.maximum(num_kept, 1.0))
-  return WindowResult(loss, windows)
+  return WindowResult(loss, windows, num_kept)
 
 
 def critic_update(group: population_lib.LifetimeGroup, critic: Critic,

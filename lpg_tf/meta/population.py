@@ -18,6 +18,16 @@ Layout. Lifetimes of one environment (and one action space) form a
 population (a replica's share) or a batch of evolution-strategy members is again
 a list of groups, and `LifetimeGroup.final_return` scores any of them.
 
+Shards. `PopulationSpec.shards` cuts the population into that many equal
+shards, each a full set of groups with `lifetimes_per_env / shards` lifetimes
+per environment and its own seeds, hence its own random streams (an
+environment batch shares one stream, DESIGN.md). Shards are what replicas
+share out (`meta.sharding`): a run's random numbers, hence its eta, depend on
+the number of shards, never on the number of replicas that run them. One shard
+(the default) is the population as it always was. `groups` lists every shard's
+groups, shard-major; everything about lifetimes (ends, resets, the bandits,
+checkpoints) sees all of them.
+
 Grid worlds sample their action space per lifetime (Appendix A.1); here each
 group has one action space, and a population splits a grid world's lifetimes
 between a 9-action and an 18-action group, which gives every lifetime slot a
@@ -97,6 +107,8 @@ class PopulationSpec:
     bandit_window: lifetimes averaged in R(alpha, E).
     bandit: draw alpha from the bandit p(alpha|E) (Section 3.4); False: every
       lifetime gets its environment's fixed alpha (module docstring).
+    shards: equal parts the population is cut into (module docstring); must
+      divide lifetimes_per_env.
   """
   env_names: Sequence[str]
   lifetimes_per_env: int
@@ -110,6 +122,7 @@ class PopulationSpec:
   bandit_exploration_bonus: float = bandit_lib.EXPLORATION_BONUS
   bandit_window: int = bandit_lib.WINDOW
   bandit: bool = True
+  shards: int = 1
 
   @property
   def env_steps_per_window(self) -> int:
@@ -131,6 +144,13 @@ def validate_population(spec: PopulationSpec) -> None:
                "num_inner_updates", "prediction_size"):
     if getattr(spec, name) <= 0:
       raise errors.ConfigError(f"{name} must be positive, got {getattr(spec, name)}")
+  if spec.shards <= 0:
+    raise errors.ConfigError(f"shards must be positive, got {spec.shards}")
+  if spec.lifetimes_per_env % spec.shards:
+    raise errors.ConfigError(
+        f"population.lifetimes_per_env={spec.lifetimes_per_env} cannot be cut "
+        f"into population.shards={spec.shards} equal shards: make "
+        "lifetimes_per_env a multiple of shards")
   if spec.lifetime_scale <= 0:
     raise errors.ConfigError(f"lifetime_scale must be positive, got {spec.lifetime_scale}")
   if not spec.entropy_reset_threshold >= 0:
@@ -158,6 +178,12 @@ def group_layout(spec: PopulationSpec) -> List[GroupLayout]:
     else:
       layout.append(GroupLayout(name, None, spec.lifetimes_per_env))
   return layout
+
+
+def shard_layout(spec: PopulationSpec) -> List[GroupLayout]:
+  """The groups of one shard: `group_layout` of lifetimes_per_env / shards."""
+  return group_layout(dataclasses.replace(
+      spec, lifetimes_per_env=spec.lifetimes_per_env // spec.shards))
 
 
 class LifetimeState(NamedTuple):
@@ -421,7 +447,8 @@ class Population(tf.Module):
     self.spec = spec
     self._seed = seed
     self.groups: List[LifetimeGroup] = []
-    for index, layout in enumerate(group_layout(spec)):
+    layouts = shard_layout(spec) * spec.shards
+    for index, layout in enumerate(layouts):
       settings = lifetime_settings.for_env(layout.env_name)
       self.groups.append(LifetimeGroup(
           layout.env_name, layout.action_space, layout.num_lifetimes,
@@ -462,7 +489,12 @@ class Population(tf.Module):
               policy_entropies: Sequence[tf.Tensor],
               finite_losses: Sequence[tf.Tensor]
              ) -> tuple[List[LifetimeState], List[LifetimeEnd]]:
-    """`LifetimeGroup.advance` for every group after one window (in-graph)."""
+    """`LifetimeGroup.advance` for every group after one window (in-graph).
+
+    `states` are those of the first `len(states)` groups: the whole
+    population, or a replica's shards run on the first shards' groups (shards
+    differ only in their state, `meta.sharding`).
+    """
     results = [group.advance(state, ret, count, entropy, finite,
                              self.spec.env_steps_per_window,
                              self.spec.entropy_reset_threshold)
@@ -494,8 +526,8 @@ class Population(tf.Module):
           self._report(group, state, end)
         state = self._reset_group(index, state, mask)
         total_ended += int(mask.sum())
-        metrics[f"{group.name_for_logs}/diverged_lifetimes"] = float(
-            end.diverged.numpy().sum())
+        key = f"{group.name_for_logs}/diverged_lifetimes"
+        metrics[key] = metrics.get(key, 0.0) + float(end.diverged.numpy().sum())
       group.write(state)
     metrics["ended_lifetimes"] = float(total_ended)
     return metrics

@@ -20,19 +20,27 @@ Adam already divides by the gradient's running scale, so clipping only matters
 for rare spikes, and a fixed threshold depends on the population's size (the
 meta-gradient is a mean over lifetimes). The trainer owns eta and its
 optimiser; everything about lifetimes belongs to `population.Population`.
+
+On a strategy with several replicas (`meta.sharding`), each replica runs its
+shards of the population in the compiled meta-step; one `tf.function` around
+them averages the meta-gradients weighted by kept lifetimes and gathers every
+shard's state, so that Adam (applied outside any strategy scope, to the
+reduced gradient: Sonnet's optimisers accept any strategy's variables there)
+leaves eta identical on every replica, and `Population.finish` sees every
+lifetime. With one replica the compiled meta-step is called directly.
 """
 
 import dataclasses
-from typing import Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 from absl import logging
 import sonnet as snt
 import tensorflow as tf
 
-from lpg_tf import errors
 from lpg_tf.meta import meta_objective
 from lpg_tf.meta import meta_step
 from lpg_tf.meta import population as population_lib
+from lpg_tf.meta import sharding
 from lpg_tf.rules import lpg
 
 CRITIC_LEARNING_RATE = 0.01  # Adam; the paper leaves the outer A2C's critic open.
@@ -61,15 +69,22 @@ class MetaStepOutput(NamedTuple):
   Attributes:
     grads: the meta-gradient, one tensor per trainable variable of eta.
     loss: the scalar meta-loss.
+    num_kept: scalar float, the lifetimes `loss` and `grads` average over.
     states: each group's state after the window, lifetime counters updated.
     ends: each group's `LifetimeEnd`.
-    metrics: per group (by `name_for_logs`), scalar tensors worth logging.
+    metrics: per group, in the groups' order, scalar tensors worth logging.
   """
   grads: List[tf.Tensor]
   loss: tf.Tensor
+  num_kept: tf.Tensor
   states: List[population_lib.LifetimeState]
   ends: List[population_lib.LifetimeEnd]
-  metrics: Dict[str, Dict[str, tf.Tensor]]
+  metrics: List[Dict[str, tf.Tensor]]
+
+
+# Per-group metrics summed over a group's shards; the others are averaged
+# (shards are equal in size, so the mean of their means is the mean).
+_SUMMED_OVER_SHARDS = ("return_sum", "episodes", "excluded_lifetimes")
 
 
 class MetaTrainer(tf.Module):
@@ -86,17 +101,19 @@ class MetaTrainer(tf.Module):
       population: the population's shape.
       meta: meta-learner settings.
       seed: seed of everything random in the run.
-      strategy: variables are created under its scope (default strategy if None).
-      jit_compile: compile the meta-step with XLA.
+      strategy: variables are created under its scope (default strategy if
+        None); its replicas share out the population's shards.
+      jit_compile: compile the meta-step with XLA (each replica's part).
+
+    Raises:
+      errors.ConfigError: the shards do not split evenly over the replicas.
     """
     super().__init__(name="meta_trainer")
     population_lib.validate_population(population)
     self._meta = meta
     self._strategy = strategy or tf.distribute.get_strategy()
-    if self._strategy.num_replicas_in_sync > 1:
-      raise errors.ConfigError(
-          "Sharding lifetimes over several replicas is not implemented yet; "
-          "run with the default strategy (one device)")
+    sharding.check_replicas(population.shards,
+                            self._strategy.num_replicas_in_sync)
     with self._strategy.scope():
       self.rule = rule
       rule.build()
@@ -105,15 +122,20 @@ class MetaTrainer(tf.Module):
       self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
                                       name="meta_step")
     self._compiled_step = tf.function(self._meta_step, jit_compile=jit_compile)
+    self._replicated_step = tf.function(self._sharded_step)
 
   def _meta_step(self, states: List[population_lib.LifetimeState]
                 ) -> MetaStepOutput:
+    """The meta-step of the groups whose states are `states`: the whole
+    population, or a replica's shards (run on the first shards' groups, which
+    every shard's groups resemble in all but their state)."""
     spec = self.population.spec
+    groups = self.population.groups[:len(states)]
     variables = self.rule.trainable_variables
     with tf.GradientTape() as tape:
       tape.watch(variables)
       window = meta_step.window_loss(
-          self.rule, self.population.groups, states, spec.num_inner_updates,
+          self.rule, groups, states, spec.num_inner_updates,
           spec.unroll_length, self._meta.costs, self._meta.critic_learning_rate)
     grads = tape.gradient(window.loss, variables)
     new_states, ends = self.population.advance(
@@ -121,23 +143,54 @@ class MetaTrainer(tf.Module):
         [w.episodes for w in window.groups],
         [w.terms.policy_entropy for w in window.groups],
         [w.finite for w in window.groups])
-    metrics = {
-        group.name_for_logs: {
-            "return_sum": tf.reduce_sum(w.return_sum),
-            "episodes": tf.reduce_sum(w.episodes),
-            "policy_entropy": tf.reduce_mean(w.terms.policy_entropy),
-            "prediction_entropy": tf.reduce_mean(w.terms.prediction_entropy),
-            "pi_hat_l2": tf.reduce_mean(w.terms.pi_hat_l2),
-            "y_hat_l2": tf.reduce_mean(w.terms.y_hat_l2),
-            "y_hat_spread": tf.reduce_mean(w.y_hat_spread),
-            "excluded_lifetimes": tf.reduce_sum(
-                tf.cast(tf.logical_not(w.finite), tf.float32)),
-        } for group, w in zip(self.population.groups, window.groups)}
-    return MetaStepOutput(grads, window.loss, new_states, ends, metrics)
+    metrics = [{
+        "return_sum": tf.reduce_sum(w.return_sum),
+        "episodes": tf.reduce_sum(w.episodes),
+        "policy_entropy": tf.reduce_mean(w.terms.policy_entropy),
+        "prediction_entropy": tf.reduce_mean(w.terms.prediction_entropy),
+        "pi_hat_l2": tf.reduce_mean(w.terms.pi_hat_l2),
+        "y_hat_l2": tf.reduce_mean(w.terms.y_hat_l2),
+        "y_hat_spread": tf.reduce_mean(w.y_hat_spread),
+        "excluded_lifetimes": tf.reduce_sum(
+            tf.cast(tf.logical_not(w.finite), tf.float32)),
+    } for w in window.groups]
+    return MetaStepOutput(grads, window.loss, window.num_kept, new_states, ends,
+                          metrics)
+
+  def _sharded_step(self, states: Any) -> MetaStepOutput:
+    """The meta-step of the whole population on several replicas.
+
+    Args:
+      states: per replica, the states of its shards (`sharding.distribute`).
+
+    Returns:
+      The lifetime-weighted mean meta-loss and meta-gradient over all
+      replicas, and every group's state, end and metrics in the population's
+      order.
+    """
+    # A lambda, not the compiled function itself: given a tf.function,
+    # MirroredStrategy would compile all replicas into one XLA program.
+    out = self._strategy.run(lambda s: self._compiled_step(s), args=(states,))
+    grads, loss = sharding.weighted_mean(
+        self._strategy, (out.grads, out.loss), out.num_kept)
+    num_kept = self._strategy.reduce(tf.distribute.ReduceOp.SUM, out.num_kept,
+                                     axis=None)
+    states, ends, metrics = (sharding.gather(self._strategy, per_replica)
+                             for per_replica in (out.states, out.ends,
+                                                 out.metrics))
+    return MetaStepOutput(grads, loss, num_kept, states, ends, metrics)
+
+  def _step_all(self) -> MetaStepOutput:
+    """The compiled meta-step of the whole population, on every replica."""
+    states = self.population.read()
+    if self._strategy.num_replicas_in_sync == 1:
+      return self._compiled_step(states)
+    return self._replicated_step(sharding.distribute(
+        self._strategy, states, self.population.spec.shards))
 
   def step(self) -> Dict[str, float]:
     """One meta-step; returns the numbers worth logging."""
-    out = self._compiled_step(self.population.read())
+    out = self._step_all()
     finite = all(bool(tf.reduce_all(tf.math.is_finite(g))) for g in out.grads)
     norm = tf.linalg.global_norm(out.grads)
     if finite:
@@ -154,8 +207,7 @@ class MetaTrainer(tf.Module):
                "meta_gradient_finite": float(finite),
                "meta_gradient_norm": float(norm) if finite else float("nan")}
     numbers.update(self.population.finish(out.states, out.ends))
-    for group_name, group_metrics in out.metrics.items():
-      values = {k: float(v) for k, v in group_metrics.items()}
+    for group_name, values in self._metrics_by_name(out.metrics).items():
       episodes = values.pop("episodes")
       return_sum = values.pop("return_sum")
       if episodes:
@@ -163,6 +215,19 @@ class MetaTrainer(tf.Module):
       for key, value in values.items():
         numbers[f"{group_name}/{key}"] = value
     return numbers
+
+  def _metrics_by_name(self, metrics: List[Dict[str, tf.Tensor]]
+                      ) -> Dict[str, Dict[str, float]]:
+    """Per-group metrics merged over the shards of each group name."""
+    merged: Dict[str, Dict[str, List[float]]] = {}
+    for group, group_metrics in zip(self.population.groups, metrics):
+      for key, value in group_metrics.items():
+        merged.setdefault(group.name_for_logs, {}).setdefault(key, []).append(
+            float(value))
+    return {name: {key: (sum(values) if key in _SUMMED_OVER_SHARDS
+                         else sum(values) / len(values))
+                   for key, values in by_key.items()}
+            for name, by_key in merged.items()}
 
   @property
   def inner_env_steps_per_step(self) -> int:

@@ -126,7 +126,11 @@ def backward_lstm(x: tf.Tensor, discount: tf.Tensor, w_x: tf.Tensor,
   """
   if portable:
     return _portable_backward_lstm(x, discount, w_x, w_h, b, w_out, b_out)
-  return _backward_lstm(x, discount, w_x, w_h, b, w_out, b_out)
+  # Variables enter the hand-written gradient as tensors read here: under a
+  # replicating strategy a variable is a per-replica wrapper whose component,
+  # not the wrapper, is what a tape sees read inside the op.
+  weights = [tf.convert_to_tensor(w) for w in (w_x, w_h, b, w_out, b_out)]
+  return _backward_lstm(x, discount, *weights)
 
 
 def _portable_backward_lstm(x, discount, w_x, w_h, b, w_out, b_out):

@@ -55,8 +55,11 @@ class AblationConfigTest(absltest.TestCase):
     current = json.loads(tiny_config().to_json())
     older = json.loads(tiny_config().to_json())
     for key in meta_train.ADDED_FIELDS:
-      section, name = key.split(".")
-      del older[section][name]
+      *path, name = key.split(".")
+      section = older
+      for part in path:
+        section = section[part]
+      del section[name]
     with open(os.path.join(workdir, meta_train.CONFIG_NAME), "w") as f:
       json.dump(older, f)
     lock, start_from = run_directory.open_run(

@@ -1,0 +1,137 @@
+"""What tests/meta/test_sharding.py runs in a fresh process: logical CPU devices
+exist only if they are set before TensorFlow initialises its devices, which a
+pytest process running other tests has long done.
+
+  PYTHONPATH=. python tests/meta/sharded_process.py helpers OUT.json
+  PYTHONPATH=. python tests/meta/sharded_process.py trainer OUT.npz REPLICAS...
+  PYTHONPATH=. python tests/meta/sharded_process.py resume OUT.npz DIR
+
+`helpers` checks `meta.sharding` on two logical devices with hand-made values
+and writes what it found as JSON. `trainer` splits the CPU into max(REPLICAS)
+logical devices and, for each replica count (1: the default strategy, else
+`snt.distribute.Replicator` over that many devices), builds a trainer on the
+same 4-shard population, takes `STEPS` meta-steps, then one more in which
+every lifetime has reached its end; it writes eta and what the bandit and the
+step saw, per replica count. `resume` runs meta_train on two logical devices
+in DIR/straight (4 meta-steps, a copy of the directory taken after ckpt-2),
+continues copies of that snapshot on two devices and on one, and writes the
+three final etas.
+"""
+
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+
+from lpg_tf.distributed import strategy as strategy_lib
+
+STEPS = 3
+SHARDS = 4
+OVERRIDES = {"population.envs": ("chain/short",),
+             "population.lifetimes_per_env": SHARDS,
+             "population.shards": SHARDS}
+# meta_train's run for `resume`: two shards of one lifetime.
+RESUME_OVERRIDES = {"population.envs": ("chain/short",),
+                    "population.shards": 2}
+
+
+def helpers(out_path: str) -> None:
+  """sharding.distribute / weighted_mean / gather on two replicas."""
+  devices = strategy_lib.cpu_device_names(2)
+  import sonnet as snt  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from lpg_tf.meta import sharding  # pylint: disable=g-import-not-at-top
+
+  strategy = snt.distribute.Replicator(devices)
+  # Four shards of one group each: values 0..3, a bool per shard.
+  items = [(tf.constant([float(i)]), tf.constant([i % 2 == 1]))
+           for i in range(SHARDS)]
+  shares = sharding.distribute(strategy, items, SHARDS)
+  weights = strategy.experimental_distribute_values_from_function(
+      lambda ctx: tf.constant([1.0, 3.0][ctx.replica_id_in_sync_group]))
+
+  @tf.function
+  def run(shares, weights):
+    local_sum = strategy.run(
+        lambda share: tf.add_n([x for x, _ in share]), args=(shares,))
+    return (sharding.weighted_mean(strategy, local_sum, weights),
+            sharding.gather(strategy, shares))
+
+  mean, gathered = run(shares, weights)
+  with open(out_path, "w") as f:
+    json.dump({"weighted_mean": mean.numpy().tolist(),
+               "gathered": [[x.numpy().tolist(), b.numpy().tolist()]
+                            for x, b in gathered]}, f)
+
+
+def trainer(out_path: str, replica_counts: list) -> None:
+  """eta after STEPS meta-steps and a step that ends every lifetime."""
+  devices = strategy_lib.cpu_device_names(max(replica_counts))
+  import sonnet as snt  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tests.meta import test_trainer  # pylint: disable=g-import-not-at-top
+  from lpg_tf.experiments import meta_train  # pylint: disable=g-import-not-at-top
+
+  config = test_trainer.tiny_config(**OVERRIDES)
+  results = {}
+  for replicas in replica_counts:
+    strategy = (tf.distribute.get_strategy() if replicas == 1
+                else snt.distribute.Replicator(devices[:replicas]))
+    tf.random.set_seed(config.seed)
+    rule = meta_train.build_rule(config)
+    with strategy.scope():
+      meta_trainer = meta_train.trainer_lib.MetaTrainer(
+          rule, meta_train.population_spec(config),
+          meta_train.meta_spec(config), seed=config.seed, strategy=strategy,
+          jit_compile=False)
+    for _ in range(STEPS):
+      meta_trainer.step()
+    population = meta_trainer.population
+    for group in population.groups:
+      state = group.read()
+      group.write(state._replace(steps=tf.fill(
+          state.steps.shape, tf.constant(group.lifetime_steps, tf.int64))))
+    counts_before = population.bandits.bandits["chain/short"].counts.sum()
+    numbers = meta_trainer.step()
+    results[f"eta_{replicas}"] = np.concatenate(
+        [v.numpy().ravel() for v in rule.trainable_variables])
+    results[f"ended_{replicas}"] = numbers["ended_lifetimes"]
+    results[f"bandit_fed_{replicas}"] = (
+        population.bandits.bandits["chain/short"].counts.sum() - counts_before)
+    results[f"lifetimes_{replicas}"] = population.num_lifetimes
+  np.savez(out_path, **results)
+
+
+def resume(out_path: str, root: str) -> None:
+  """Final eta of a 2-replica run, and of its ckpt-2 resumed on 2 and 1."""
+  strategy_lib.configure_cpu_devices(2)
+  from tests.meta import test_trainer  # pylint: disable=g-import-not-at-top
+  from lpg_tf.experiments import meta_train  # pylint: disable=g-import-not-at-top
+
+  def config(replicas: int):
+    return test_trainer.tiny_config(**{
+        **RESUME_OVERRIDES, "cpu_devices": replicas})
+
+  straight = os.path.join(root, "straight")
+  snapshot = os.path.join(root, "at_ckpt_2")
+  test_trainer.meta_train_with_snapshot(config(2), straight, snapshot, 2)
+  results = {"straight": np.concatenate(
+      [x.ravel() for _, x in test_trainer.rule_weights(straight)])}
+  for replicas in (2, 1):
+    resumed = os.path.join(root, f"resumed_on_{replicas}")
+    shutil.copytree(snapshot, resumed)
+    meta_train.meta_train(config(replicas), resumed, resume=True)
+    results[f"resumed_on_{replicas}"] = np.concatenate(
+        [x.ravel() for _, x in test_trainer.rule_weights(resumed)])
+  np.savez(out_path, **results)
+
+
+if __name__ == "__main__":
+  if sys.argv[1] == "helpers":
+    helpers(sys.argv[2])
+  elif sys.argv[1] == "resume":
+    resume(sys.argv[2], sys.argv[3])
+  else:
+    trainer(sys.argv[2], [int(n) for n in sys.argv[3:]])
