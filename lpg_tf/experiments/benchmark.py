@@ -16,7 +16,6 @@ import ml_collections
 import tensorflow as tf
 
 from lpg_tf.experiments import meta_train
-from lpg_tf.meta import trainer as trainer_lib
 
 
 def peak_rss_mb() -> float:
@@ -38,9 +37,8 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
   """Times meta-steps of `config` with or without XLA; returns the figures."""
   meta_train.validate(config)
   tf.random.set_seed(config.seed)
-  trainer = trainer_lib.MetaTrainer(
-      meta_train.build_rule(config), meta_train.population_spec(config),
-      meta_train.meta_spec(config), seed=config.seed, jit_compile=jit_compile)
+  trainer = meta_train.build_trainer(config, meta_train.build_rule(config),
+                                     jit_compile=jit_compile)
   start = time.perf_counter()
   trainer.step()
   compile_s = time.perf_counter() - start

@@ -23,11 +23,17 @@ the rule) and the inner updates run in a `tf.while_loop` whose carry is the
 lifetimes' state and a few `[M L]` running sums, so memory does not grow with
 the window length, and neither does compilation time.
 
-Fitness. A member's fitness on a group is the mean return of the episodes its
-lifetimes complete in the rollouts of the window's last ceil(K / 2) updates,
-i.e. after at least K // 2 >= 1 updates with its own eta ("the return its
-agents reach at the end of the window"), pooled over its lifetimes; NaN if
-none completes one (ranked lowest, `es.centred_ranks`).
+Fitness. A member's fitness on a group is the reward per step its agents
+collect in the rollouts of the window's last ceil(K / 2) updates, i.e. after at
+least K // 2 >= 1 updates with its own eta: the rate of return its agents reach
+at the end of the window, averaged over its lifetimes and environments. Not the
+returns of completed episodes: a window is usually shorter than an episode
+(tabular/dense's last 500 steps, a window of 10 x T=20 steps), so most windows
+complete none, and the episodes they do complete were mostly lived before the
+window, under the centre's eta (on tests/meta/test_es_trainer.py's config no
+member completed an episode in its window's second half, and every estimate
+was 0). A member whose parameters are not finite at the end scores NaN
+(ranked lowest, `es.centred_ranks`).
 """
 
 from typing import Any, List, NamedTuple, Sequence
@@ -120,7 +126,7 @@ class GroupResult(NamedTuple):
     policy_entropy: `[L]` the centre's policy entropy at its last update.
     finite: `[L]` the centre's last agent loss is finite.
     fitness: `[M - 1]` each perturbed member's fitness on the group (module
-      docstring), NaN without a completed episode.
+      docstring), NaN where its parameters are not finite.
   """
   state: population_lib.LifetimeState
   return_sum: tf.Tensor
@@ -136,8 +142,7 @@ class _Carry(NamedTuple):
   actor: rollout.ActorState
   return_sum: tf.Tensor
   episodes: tf.Tensor
-  late_return_sum: tf.Tensor
-  late_episodes: tf.Tensor
+  late_reward: tf.Tensor
   policy_entropy: tf.Tensor
   finite: tf.Tensor
 
@@ -174,14 +179,16 @@ def _centre_actor(actor: rollout.ActorState, num_lifetimes: int,
                             actor.episode_return[:rows], actor.rng)
 
 
-def _pooled_fitness(return_sum: tf.Tensor, episodes: tf.Tensor,
-                    num_members: int) -> tf.Tensor:
-  """`[M - 1]` mean completed-episode return of each perturbed member from
-  per-lifetime sums `[M L]`; NaN where a member completed no episode."""
-  total = tf.reduce_sum(tf.reshape(return_sum, [num_members, -1]), 1)[1:]
-  count = tf.reduce_sum(tf.reshape(episodes, [num_members, -1]), 1)[1:]
-  return tf.where(count > 0, total / tf.maximum(count, 1.0),
-                  tf.fill(tf.shape(total), float("nan")))
+def member_fitness(late_reward: tf.Tensor, finite: tf.Tensor,
+                    num_members: int, late_steps: int) -> tf.Tensor:
+  """`[M - 1]` each perturbed member's reward per step from per-lifetime
+  reward sums `[M L]` over `late_steps` steps each; NaN where any of its
+  lifetimes' parameters `finite` `[M L]` are not."""
+  reward = tf.reduce_mean(tf.reshape(late_reward, [num_members, -1]), 1)
+  ok = tf.reduce_all(tf.reshape(finite, [num_members, -1]), 1)
+  fitness = tf.where(ok, reward / late_steps,
+                     tf.fill(tf.shape(reward), float("nan")))
+  return fitness[1:]
 
 
 def evaluate_members(rule: lpg.LPG, groups: Sequence[MemberGroup],
@@ -223,8 +230,8 @@ def evaluate_members(rule: lpg.LPG, groups: Sequence[MemberGroup],
       acted.append(carry._replace(
           actor=actor, return_sum=carry.return_sum + total,
           episodes=carry.episodes + count,
-          late_return_sum=carry.late_return_sum + late * total,
-          late_episodes=carry.late_episodes + late * count))
+          late_reward=carry.late_reward + late * tf.reduce_sum(
+              trajectory.reward, axis=[1, 2])))
       updates.append(update_step.GroupUpdate(
           member_group.agent.apply, member_group.group.optimiser, carry.params,
           carry.opt_state, trajectory, state.gamma, state.learning_rate,
@@ -243,10 +250,11 @@ def evaluate_members(rule: lpg.LPG, groups: Sequence[MemberGroup],
     initial.append(_Carry(
         _tile(state.params, num_members), _tile(state.opt_state, num_members),
         tile_actor(state.actor, num_members), zeros, zeros, zeros, zeros,
-        zeros, tf.ones_like(zeros, tf.bool)))
+        tf.ones_like(zeros, tf.bool)))
   _, carries = tf.while_loop(lambda k, _: k < window, inner_update,
                              (tf.constant(0), initial),
                              maximum_iterations=window)
+  late_steps = (window - first_late_update) * unroll_length
   results = []
   for member_group, state, carry in zip(groups, states, carries):
     num_lifetimes = member_group.group.num_lifetimes
@@ -259,6 +267,8 @@ def evaluate_members(rule: lpg.LPG, groups: Sequence[MemberGroup],
         new_state, carry.return_sum[:num_lifetimes],
         carry.episodes[:num_lifetimes], carry.policy_entropy[:num_lifetimes],
         carry.finite[:num_lifetimes],
-        _pooled_fitness(carry.late_return_sum, carry.late_episodes,
-                        num_members)))
+        member_fitness(
+            carry.late_reward,
+            population_lib.all_finite(carry.params),
+            num_members, late_steps * member_group.group.num_envs)))
   return results

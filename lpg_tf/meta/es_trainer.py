@@ -85,6 +85,22 @@ def check_spec(spec: ESSpec, population: population_lib.PopulationSpec) -> None:
           "at most a whole lifetime")
 
 
+def env_steps_per_lifetime(spec: ESSpec,
+                           population: population_lib.PopulationSpec) -> int:
+  """Environment steps each lifetime (of every member) lives per ES step."""
+  return spec.window * population.unroll_length * population.num_envs
+
+
+def env_steps_per_step(spec: ESSpec,
+                       population: population_lib.PopulationSpec) -> int:
+  """Agent environment steps of one ES step: every member's lifetimes,
+  the centre's included."""
+  num_lifetimes = sum(layout.num_lifetimes
+                      for layout in population_lib.group_layout(population))
+  return (env_steps_per_lifetime(spec, population)
+          * (spec.population_size + 1) * num_lifetimes)
+
+
 class ESTrainer(tf.Module):
   """Meta-trains an LPG rule by evolution strategies on a population."""
 
@@ -199,14 +215,12 @@ class ESTrainer(tf.Module):
   @property
   def env_steps_per_lifetime(self) -> int:
     """Environment steps each lifetime (of every member) lives per step."""
-    spec = self.population.spec
-    return self._spec.window * spec.unroll_length * spec.num_envs
+    return env_steps_per_lifetime(self._spec, self.population.spec)
 
   @property
   def inner_env_steps_per_step(self) -> int:
     """Agent environment steps of every member's lifetimes per ES step."""
-    return (self.env_steps_per_lifetime * self._num_members
-            * self.population.num_lifetimes)
+    return env_steps_per_step(self._spec, self.population.spec)
 
   @property
   def scoring_env_steps_per_step(self) -> int:

@@ -71,32 +71,38 @@ class MemberRuleTest(absltest.TestCase):
 
 class EvaluateMembersTest(absltest.TestCase):
 
-  def setUp(self):
-    super().setUp()
-    self.rule = small_rule()
-    self.population = population_lib.Population(SPEC, seed=0)
-
-  def evaluate(self, num_members, window=3, scale=0.2):
-    return es_step.evaluate_members(
-        self.rule, member_groups(self.population, num_members),
-        self.population.read(), member_params(self.rule, num_members, scale),
-        window, SPEC.unroll_length)
+  def test_window_below_two_updates_is_refused(self):
+    rule = small_rule()
+    with self.assertRaisesRegex(ValueError, "window must be >= 2"):
+      es_step.evaluate_members(rule, [], [], member_params(rule, 3), 1,
+                               SPEC.unroll_length)
 
   def test_the_centre_does_not_see_the_other_members(self):
     # The centre's lifetimes after the window are those of a window run by
     # eta alone: the members' rows neither mix with the centre's nor shift its
     # random streams.
-    alone = self.evaluate(1)
-    with_members = self.evaluate(5)
+    rule = small_rule()
+    population = population_lib.Population(SPEC, seed=0)
+
+    def evaluate(num_members):
+      return es_step.evaluate_members(
+          rule, member_groups(population, num_members), population.read(),
+          member_params(rule, num_members), 3, SPEC.unroll_length)
+
+    alone, with_members = evaluate(1), evaluate(5)
     for a, b in zip(alone, with_members):
       for x, y in zip(tf.nest.flatten(a.state), tf.nest.flatten(b.state)):
         np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-5)
       np.testing.assert_array_equal(a.return_sum.numpy(), b.return_sum.numpy())
       self.assertEqual(b.fitness.shape, [4])
+      self.assertTrue(np.all(np.isfinite(b.fitness.numpy())))
 
-  def test_window_below_two_updates_is_refused(self):
-    with self.assertRaises(ValueError):
-      self.evaluate(3, window=1)
+  def test_fitness_is_reward_per_step_and_nan_when_diverged(self):
+    # M = 3 members x L = 2 lifetimes; member 0 (the centre) is not scored.
+    late_reward = tf.constant([9.0, 9.0, 1.0, 3.0, 4.0, 8.0])
+    finite = tf.constant([True, True, True, True, True, False])
+    fitness = es_step.member_fitness(late_reward, finite, 3, late_steps=10)
+    np.testing.assert_allclose(fitness.numpy(), [0.2, np.nan])
 
 
 if __name__ == "__main__":
