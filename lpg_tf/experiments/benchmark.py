@@ -3,7 +3,9 @@
 `measure` builds the meta-trainer of a config, times its first meta-step (tracing
 and XLA compilation), runs warm-up steps, then times further steps. Inner-loop
 environment steps (the K rollouts that drive the agent updates) and the scoring
-rollouts of Eq. 4 are reported separately. Peak memory is the process's peak
+rollouts of Eq. 4 are reported separately. With `config.meta.optimiser='es'`
+the environment steps are every ES member's agents' (the centre's included),
+and there are no scoring rollouts. Peak memory is the process's peak
 resident set size (compilation included), so each mode is best measured in a
 fresh process; steady memory is the resident set after the timed steps.
 """
@@ -50,6 +52,7 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
   elapsed = time.perf_counter() - start
   meta_steps_per_s = timed_steps / elapsed
   return {
+      "optimiser": config.meta.optimiser,
       "jit_compile": float(jit_compile),
       "compile_s": compile_s,
       "meta_steps_per_s": meta_steps_per_s,
