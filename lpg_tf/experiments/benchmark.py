@@ -46,10 +46,11 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
   compile_s = time.perf_counter() - start
   for _ in range(warmup_steps):
     trainer.step()
-  start = time.perf_counter()
+  start, cpu_start = time.perf_counter(), time.process_time()
   for _ in range(timed_steps):
     trainer.step()
   elapsed = time.perf_counter() - start
+  cpu_s = time.process_time() - cpu_start
   meta_steps_per_s = timed_steps / elapsed
   return {
       "optimiser": config.meta.optimiser,
@@ -61,6 +62,9 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
                                   * trainer.scoring_env_steps_per_step),
       "inner_env_steps_per_meta_step": float(trainer.inner_env_steps_per_step),
       "lifetimes": float(trainer.population.num_lifetimes),
+      # CPU seconds this process got per wall second while timed (2.0 is
+      # both cores of a 2-core machine): under 2 when other jobs share it.
+      "cpu_share": cpu_s / elapsed,
       "peak_rss_mb": peak_rss_mb(),
       "steady_rss_mb": current_rss_mb(),
   }
