@@ -180,7 +180,7 @@ def _centre_actor(actor: rollout.ActorState, num_lifetimes: int,
 
 
 def member_fitness(late_reward: tf.Tensor, finite: tf.Tensor,
-                    num_members: int, late_steps: int) -> tf.Tensor:
+                   num_members: int, late_steps: int) -> tf.Tensor:
   """`[M - 1]` each perturbed member's reward per step from per-lifetime
   reward sums `[M L]` over `late_steps` steps each; NaN where any of its
   lifetimes' parameters `finite` `[M L]` are not."""
