@@ -66,6 +66,16 @@ def get_config() -> ml_collections.ConfigDict:
   # environment's fixed alpha, the middle of Table 3's grid (Figure 7's
   # "LPG fixed hyper").
   config.meta.bandit = True
+  # How eta is meta-trained: "gradient" (the meta-gradient of Eq. 4 through K
+  # inner updates) or "es" (evolution strategies, lpg_tf/meta/es_trainer.py:
+  # antithetic perturbations of eta scored by their agents' returns, the
+  # estimate fed to the same Adam at meta.learning_rate). "hybrid" is refused
+  # (not implemented yet).
+  config.meta.optimiser = "gradient"
+  config.meta.es = ml_collections.ConfigDict()
+  config.meta.es.population_size = 8  # P perturbed members (pairs), eta besides.
+  config.meta.es.sigma = 0.01  # perturbation stddev.
+  config.meta.es.window = 10  # inner updates (x T x B steps) per evaluation.
 
   config.num_meta_steps = 1500  # ~8.5 minutes on 2 cores, all included.
   # A budget of environment steps instead of num_meta_steps (paper.py).

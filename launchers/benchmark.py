@@ -2,11 +2,14 @@
 
   python launchers/benchmark.py                                   # configs/cpu.py
   python launchers/benchmark.py --config=configs/bench_tabular.py
+  python launchers/benchmark.py --config=configs/bench_tabular.py --config.meta.optimiser=es
 
 Each mode runs in a fresh process (so peak memory is its own). Prints compile
 time, meta-steps/s, inner-loop and scoring environment steps/s and peak memory
 for each, and as its last line one JSON object with env_steps_per_s,
-meta_steps_per_s, peak_rss_mb (XLA) and env_steps_per_s_no_xla.
+meta_steps_per_s, peak_rss_mb (XLA) and env_steps_per_s_no_xla. With
+--config.meta.optimiser=es the environment steps are those of every ES member's
+agents (ES agent environment steps/s) and a meta-step is an ES step.
 """
 
 import json
@@ -48,9 +51,13 @@ def main(argv):
     print(json.dumps(figures), flush=True)
     return
   config = _CONFIG.value
+  optimiser = config.meta.optimiser
+  if optimiser == "es":
+    optimiser += (f" (P={config.meta.es.population_size}, "
+                  f"window={config.meta.es.window})")
   print(f"config {config.name}: envs {list(config.population.envs)}, "
         f"{config.population.lifetimes_per_env} lifetimes/env, "
-        f"B={config.population.num_envs}, T={config.population.unroll_length}, "
+        f"optimiser {optimiser}, B={config.population.num_envs}, T={config.population.unroll_length}, "
         f"K={config.population.num_inner_updates}, LSTM {config.rule.hidden_size}, "
         f"m={config.population.prediction_size}", flush=True)
   results = {}
@@ -59,12 +66,15 @@ def main(argv):
     results[mode] = figures
     print(f"[{mode}] compile {figures['compile_s']:.1f}s | "
           f"{figures['meta_steps_per_s']:.3f} meta-steps/s | "
-          f"{figures['env_steps_per_s']:,.0f} inner env steps/s | "
+          f"{figures['env_steps_per_s']:,.0f} "
+          f"{'ES agent' if config.meta.optimiser == 'es' else 'inner'} "
+          "env steps/s | "
           f"{figures['scoring_env_steps_per_s']:,.0f} scoring env steps/s | "
           f"peak RSS {figures['peak_rss_mb']:.0f} MiB "
           f"(steady {figures['steady_rss_mb']:.0f} MiB)", flush=True)
   summary = {
       "config": config.name,
+      "optimiser": config.meta.optimiser,
       "env_steps_per_s": results["xla"]["env_steps_per_s"],
       "meta_steps_per_s": results["xla"]["meta_steps_per_s"],
       "scoring_env_steps_per_s": results["xla"]["scoring_env_steps_per_s"],

@@ -86,6 +86,12 @@ SCHEMA: Dict[str, Check] = {
     "meta.critic_learning_rate": POSITIVE,
     "meta.max_grad_norm": optional(NON_NEGATIVE),
     "meta.bandit": BOOL,
+    "meta.optimiser": one_of("gradient", "es", "hybrid"),
+    # Evolution strategies (lpg_tf.meta.es_trainer.check_spec checks the rest:
+    # an even population, a window of 2 updates up to a lifetime).
+    "meta.es.population_size": POSITIVE_INT,
+    "meta.es.sigma": POSITIVE,
+    "meta.es.window": POSITIVE_INT,
     # Exactly one of the two is set (lpg_tf.meta.run_length checks it).
     "num_meta_steps": optional(POSITIVE_INT),
     "total_env_steps": optional(POSITIVE),
@@ -117,6 +123,13 @@ COMBINATIONS: Tuple[Tuple[Callable[[Dict[str, Any]], bool], str], ...] = (
      "config.population.shards cannot be split evenly over config.cpu_devices "
      "replicas: set --config.population.shards to a multiple of cpu_devices "
      "(and population.lifetimes_per_env to a multiple of shards)"),
+    (lambda c: c["meta.optimiser"] == "hybrid",
+     "config.meta.optimiser='hybrid' (meta-gradient and evolution strategies "
+     "together) is not implemented yet; use 'gradient' or 'es'"),
+    (lambda c: c["meta.optimiser"] == "es"
+     and c["total_env_steps"] is not None,
+     "config.total_env_steps counts the meta-gradient's environment steps; "
+     "with config.meta.optimiser='es' give config.num_meta_steps instead"),
 )
 
 

@@ -6,7 +6,10 @@ TD(lambda) instead of y; Eq. 4's beta1 H(y) and beta3 ||y_hat||^2 and
 `config.population.prediction_size` do not apply to it and are left out.
 Figure 7's ablations are config values: `rule.y_softmax`,
 `meta.prediction_entropy_cost`, `meta.pi_hat_l2_cost` and `meta.y_hat_l2_cost`,
-and `meta.bandit` (README).
+and `meta.bandit` (README). `config.meta.optimiser` chooses how eta learns:
+the meta-gradient (`meta.trainer`, the default) or evolution strategies
+(`meta.es_trainer`, settings under `config.meta.es`); both trainers have one
+interface, so everything below serves either.
 
 Work directory layout:
   DIR/config.json     the run's config (a continued run must match it)
@@ -61,7 +64,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from absl import logging
 import ml_collections
@@ -75,6 +78,7 @@ from lpg_tf.distributed import strategy as strategy_lib
 from lpg_tf.experiments import config_validation
 from lpg_tf.experiments import run_directory
 from lpg_tf.experiments import stop_signals
+from lpg_tf.meta import es_trainer
 from lpg_tf.meta import meta_objective
 from lpg_tf.meta import population as population_lib
 from lpg_tf.meta import run_length
@@ -101,7 +105,13 @@ CHECKPOINTS_TO_KEEP = 3
 # runs' behaviour: a run directory whose config.json lacks them continues.
 ADDED_FIELDS = {"rule.kind": lpg.KIND, "rule.y_softmax": True,
                 "rule.td_lambda": lpg_v.TD_LAMBDA, "meta.bandit": True,
-                "cpu_devices": 1, "population.shards": 1}
+                "cpu_devices": 1, "population.shards": 1,
+                "meta.optimiser": "gradient",
+                "meta.es.population_size": es_trainer.POPULATION_SIZE,
+                "meta.es.sigma": es_trainer.SIGMA,
+                "meta.es.window": es_trainer.WINDOW}
+# The meta-trainers `config.meta.optimiser` chooses between (one interface).
+Trainer = Union[trainer_lib.MetaTrainer, es_trainer.ESTrainer]
 
 
 def prediction_size(config: ml_collections.ConfigDict) -> int:
@@ -148,6 +158,32 @@ def meta_spec(config: ml_collections.ConfigDict) -> trainer_lib.MetaSpec:
       max_grad_norm=m.get("max_grad_norm"))
 
 
+def es_spec(config: ml_collections.ConfigDict) -> es_trainer.ESSpec:
+  """Evolution strategies' settings; Adam on eta at meta.learning_rate."""
+  e = config.meta.es
+  return es_trainer.ESSpec(
+      learning_rate=config.meta.learning_rate,
+      population_size=e.population_size, sigma=e.sigma, window=e.window)
+
+
+def build_trainer(config: ml_collections.ConfigDict, rule: lpg.LPG,
+                  strategy: Optional[tf.distribute.Strategy] = None,
+                  jit_compile: Optional[bool] = None) -> Trainer:
+  """The meta-trainer `config.meta.optimiser` names, on a new population.
+
+  `jit_compile`: None takes the config's.
+  """
+  if jit_compile is None:
+    jit_compile = config.jit_compile
+  if config.meta.optimiser == "es":
+    return es_trainer.ESTrainer(
+        rule, population_spec(config), es_spec(config), seed=config.seed,
+        strategy=strategy, jit_compile=jit_compile)
+  return trainer_lib.MetaTrainer(
+      rule, population_spec(config), meta_spec(config), seed=config.seed,
+      strategy=strategy, jit_compile=jit_compile)
+
+
 def validation_spec(config: ml_collections.ConfigDict
                    ) -> validation_lib.ValidationSpec:
   v = config.validation
@@ -182,6 +218,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   run_length.num_meta_steps(population_spec(config), config.num_meta_steps,
                             config.get("total_env_steps"))
   meta_spec(config)
+  if config.meta.optimiser == "es":
+    es_trainer.check_spec(es_spec(config), population_spec(config))
   build_rule(config)
   validation_lib.check_spec(validation_spec(config), population_spec(config))
 
@@ -202,10 +240,14 @@ def _log_run_length(config: ml_collections.ConfigDict) -> None:
   spec = population_spec(config)
   steps = config.num_meta_steps
   per_step = run_length.env_steps_per_meta_step(spec)
+  per_window = None  # the meta-gradient's window
+  if config.meta.optimiser == "es":
+    per_step = es_trainer.env_steps_per_step(es_spec(config), spec)
+    per_window = es_trainer.env_steps_per_lifetime(es_spec(config), spec)
   logging.info("Run length: %d meta-steps x %d environment steps = %.3g "
                "environment steps (budget: %s)", steps, per_step,
                steps * per_step, config.get("total_env_steps"))
-  unfinished = run_length.unfinished_lifetimes(spec, steps)
+  unfinished = run_length.unfinished_lifetimes(spec, steps, per_window)
   if unfinished:
     logging.warning("Lifetimes of %s are longer than the run: only their "
                     "staggered first lifetimes end", ", ".join(unfinished))
@@ -275,7 +317,7 @@ class Progress:
   `clock` (meta_train's `TrainingClock` leaves validation time out).
   """
 
-  def __init__(self, logger: loggers.Logger, trainer: trainer_lib.MetaTrainer,
+  def __init__(self, logger: loggers.Logger, trainer: Trainer,
                clock: Callable[[], float] = time.monotonic):
     self._logger = logger
     self._trainer = trainer
@@ -421,9 +463,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
   tf.random.set_seed(config.seed)
   rule = build_rule(config)
   with strategy.scope():
-    meta_trainer = trainer_lib.MetaTrainer(
-        rule, population_spec(config), meta_spec(config), seed=config.seed,
-        strategy=strategy, jit_compile=config.jit_compile)
+    meta_trainer = build_trainer(config, rule, strategy)
     validator = None
     if config.validation.every:
       validator = validation_lib.Validator(
@@ -519,7 +559,7 @@ def _needed_bytes(previous: Iterable[str], variables: Iterable[tf.Variable]) -> 
       v.shape.num_elements() * v.dtype.size for v in variables)
 
 
-def _export(meta_trainer: trainer_lib.MetaTrainer, workdir: str) -> None:
+def _export(meta_trainer: Trainer, workdir: str) -> None:
   """Exports the rule to DIR/rule; a full disk or a failed export raises RunError."""
   rule_dir = os.path.join(workdir, RULE_DIR)
   try:
@@ -553,7 +593,7 @@ def _export_best(validator: Optional[validation_lib.Validator],
                best_dir)
 
 
-def save(manager: tf.train.CheckpointManager, meta_trainer: trainer_lib.MetaTrainer,
+def save(manager: tf.train.CheckpointManager, meta_trainer: Trainer,
          workdir: str, step: int) -> None:
   """Checkpoints the whole state, then exports the rule (both atomically).
 

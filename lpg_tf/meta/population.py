@@ -158,6 +158,13 @@ def validate_population(spec: PopulationSpec) -> None:
                              f"{spec.entropy_reset_threshold}")
 
 
+def lifetime_steps(env_name: str, spec: PopulationSpec) -> int:
+  """Environment steps after which a lifetime of `env_name` ends: Table 3's
+  lifetime x `spec.lifetime_scale`, at least 1."""
+  settings = lifetime_settings.for_env(env_name)
+  return max(1, int(settings.lifetime_steps * spec.lifetime_scale))
+
+
 class GroupLayout(NamedTuple):
   """One group of a population: its environment, action space and size."""
   env_name: str
@@ -449,12 +456,10 @@ class Population(tf.Module):
     self.groups: List[LifetimeGroup] = []
     layouts = shard_layout(spec) * spec.shards
     for index, layout in enumerate(layouts):
-      settings = lifetime_settings.for_env(layout.env_name)
       self.groups.append(LifetimeGroup(
           layout.env_name, layout.action_space, layout.num_lifetimes,
           spec.num_envs, spec.prediction_size,
-          max(1, int(settings.lifetime_steps * spec.lifetime_scale)),
-          seed=seed * 1000 + index))
+          lifetime_steps(layout.env_name, spec), seed=seed * 1000 + index))
     self.reset_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
                                      name="lifetime_resets")
     grids = {name: (lifetime_settings.for_env(name).learning_rates,
@@ -487,16 +492,20 @@ class Population(tf.Module):
   def advance(self, states: Sequence[LifetimeState],
               return_sums: Sequence[tf.Tensor], episodes: Sequence[tf.Tensor],
               policy_entropies: Sequence[tf.Tensor],
-              finite_losses: Sequence[tf.Tensor]
+              finite_losses: Sequence[tf.Tensor],
+              steps_taken: Optional[int] = None
              ) -> tuple[List[LifetimeState], List[LifetimeEnd]]:
     """`LifetimeGroup.advance` for every group after one window (in-graph).
 
     `states` are those of the first `len(states)` groups: the whole
     population, or a replica's shards run on the first shards' groups (shards
-    differ only in their state, `meta.sharding`).
+    differ only in their state, `meta.sharding`). `steps_taken`: environment
+    steps each lifetime lived in the window; None: the meta-gradient's window,
+    `PopulationSpec.env_steps_per_window`.
     """
-    results = [group.advance(state, ret, count, entropy, finite,
-                             self.spec.env_steps_per_window,
+    if steps_taken is None:
+      steps_taken = self.spec.env_steps_per_window
+    results = [group.advance(state, ret, count, entropy, finite, steps_taken,
                              self.spec.entropy_reset_threshold)
                for group, state, ret, count, entropy, finite in zip(
                    self.groups, states, return_sums, episodes,

@@ -56,11 +56,16 @@ def num_meta_steps(spec: population_lib.PopulationSpec,
 
 
 def unfinished_lifetimes(spec: population_lib.PopulationSpec,
-                         meta_steps: int) -> List[str]:
+                         meta_steps: int,
+                         steps_per_window: Optional[int] = None) -> List[str]:
   """Environments whose lifetime (Table 3 x lifetime_scale) is longer than
   what a lifetime slot lives in the whole run: only their staggered first
-  lifetimes end (population module docstring)."""
-  lived = meta_steps * spec.env_steps_per_window
+  lifetimes end (population module docstring).
+
+  `steps_per_window`: environment steps a lifetime lives per meta-step;
+  None: the meta-gradient's, `PopulationSpec.env_steps_per_window`.
+  """
+  lived = meta_steps * (steps_per_window or spec.env_steps_per_window)
   return [name for name in spec.env_names
           if lifetime_settings.for_env(name).lifetime_steps
           * spec.lifetime_scale > lived]

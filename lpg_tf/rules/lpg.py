@@ -156,7 +156,67 @@ class LPG(snt.Module, base.UpdateRule):
       `baseline_target` = `pi_hat` (Eq. 7), else None. With `y_softmax` False,
       `y_hat` is the head's raw output and `y_hat_logits` None.
     """
-    outputs = self._read_out(inputs, portable)  # [T, N, 1 + m]
+    return self._targets(self._read_out(inputs, portable), inputs, portable)
+
+  def member_targets(self, params: Sequence[tf.Tensor],
+                     inputs: types.RuleInputs,
+                     num_members: int) -> types.RuleOutput:
+    """The targets of M copies of eta with their own parameters, forward only.
+
+    Evolution strategies (lpg_tf.meta.es) score M perturbed copies eta_i in one
+    batched call: the N columns of `inputs` are M contiguous blocks of n,
+    block i read by eta_i. Each block's targets equal `self(inputs)` on that
+    block with the variables set to eta_i (without the hand-written gradient:
+    the rule is not differentiated, `lstm_backward.backward_lstm_members`).
+
+    Args:
+      params: one `[M, ...]` tensor per variable of `trainable_variables`, in
+        that order.
+      inputs: as for `__call__`, `[T, N, ...]` with N = M x n and a static T.
+      num_members: M.
+
+    Returns:
+      As `__call__`, `[T, N, ...]`.
+    """
+    self._check_shapes(inputs)
+    self._create_heads()
+    variables = self.trainable_variables
+    if len(params) != len(variables):
+      raise ValueError(f"member_targets: {len(params)} parameter tensors for "
+                       f"{len(variables)} variables")
+    lookup = {v.ref(): p for v, p in zip(variables, params)}
+
+    def by_member(x: tf.Tensor) -> tf.Tensor:  # [T, N, ...] -> [T, M, n, ...]
+      return tf.reshape(x, [x.shape[0], num_members, -1] + x.shape[2:].as_list())
+
+    def embed(y: tf.Tensor) -> tf.Tensor:  # phi, per member
+      layers = self._embedding.module.submodules
+      for index, layer in enumerate(layers):
+        y = (tf.einsum("tmni,mio->tmno", y, lookup[layer.w.ref()])
+             + lookup[layer.b.ref()][None, :, None])
+        if index + 1 < len(layers):
+          y = tf.nn.relu(y)
+      return y
+
+    scalars = tf.stack(
+        [inputs.reward, inputs.discount, inputs.gamma, inputs.pi_a], axis=-1)
+    x = tf.concat([by_member(scalars), embed(by_member(inputs.y)),
+                   embed(by_member(inputs.y_next))], axis=-1)
+    heads = self._heads()
+    core = self._core
+    outputs = lstm_backward.backward_lstm_members(
+        x, by_member(inputs.discount), lookup[core.w_i.ref()],
+        lookup[core.w_h.ref()], lookup[core.b.ref()],
+        tf.concat([lookup[head.w.ref()] for head in heads], axis=2),
+        tf.concat([lookup[head.b.ref()] for head in heads], axis=1))
+    return self._targets(
+        tf.reshape(outputs, inputs.reward.shape.as_list() + [-1]), inputs,
+        portable=False)
+
+  def _targets(self, outputs: tf.Tensor, inputs: types.RuleInputs,
+               portable: bool) -> types.RuleOutput:
+    """The targets from the heads' read-outs `[T, N, 1 + m]` (`_read_out`)."""
+    del inputs, portable  # LPG-V's targets read them.
     pi_hat = outputs[..., 0]
     y_hat = outputs[..., 1:]
     baseline_target = pi_hat if self._use_baseline else None

@@ -116,11 +116,12 @@ class LPGV(lpg.LPG):
   def td_lambda(self) -> float:
     return self._td_lambda
 
-  def __call__(self, inputs: types.RuleInputs,
-               portable: bool = False) -> types.RuleOutput:
-    """Targets for a trajectory.
+  def _targets(self, outputs: tf.Tensor, inputs: types.RuleInputs,
+               portable: bool) -> types.RuleOutput:
+    """Targets for a trajectory (`__call__`, `member_targets`).
 
     Args:
+      outputs: the pi_hat head's read-out `[T, N, 1]`.
       inputs: `reward`, `discount`, `gamma`, `pi_a` `[T, N]`; `y`, `y_next`
         `[T, N, 1]` the agent's v(s_t), v(s_{t+1}); `baseline` is not read.
       portable: as for `lpg.LPG.__call__`.
@@ -129,7 +130,7 @@ class LPGV(lpg.LPG):
       `pi_hat` `[T, N]`, `y_hat` `[T, N, 1]` the TD(lambda) return G, and,
       with `use_baseline`, `baseline_target` = `pi_hat` (Eq. 7).
     """
-    pi_hat = self._read_out(inputs, portable)[..., 0]
+    pi_hat = outputs[..., 0]
     returns = td_lambda_returns(inputs, self._td_lambda, portable)
     return types.RuleOutput(
         pi_hat=pi_hat, y_hat=returns[..., None],

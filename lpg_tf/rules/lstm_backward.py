@@ -133,6 +133,44 @@ def backward_lstm(x: tf.Tensor, discount: tf.Tensor, w_x: tf.Tensor,
   return _backward_lstm(x, discount, *weights)
 
 
+def backward_lstm_members(x: tf.Tensor, discount: tf.Tensor, w_x: tf.Tensor,
+                          w_h: tf.Tensor, b: tf.Tensor, w_out: tf.Tensor,
+                          b_out: tf.Tensor) -> tf.Tensor:
+  """M backward LSTMs with their own weights, each on its own columns.
+
+  `backward_lstm`'s values for a leading member axis M on every weight, forward
+  only: evolution strategies score perturbed copies of eta by their agents'
+  returns and never differentiate the rule, so neither the hand-written
+  gradient nor TensorFlow's is needed. The recurrent step is one batched
+  matmul `[M, n, H] @ [M, H, 4H]`.
+
+  Args:
+    x: `[T, M, n, I]` inputs, member m's n columns in `x[:, m]`.
+    discount: `[T, M, n]` d_t.
+    w_x: `[M, I, 4H]`.
+    w_h: `[M, H, 4H]`.
+    b: `[M, 4H]`.
+    w_out: `[M, H, K]`.
+    b_out: `[M, K]`.
+
+  Returns:
+    `[T, M, n, K]` read-outs h_t @ w_out + b_out of each member.
+  """
+  hidden_size = w_h.shape[-2]
+  gates_x = tf.einsum("tmni,mig->tmng", x, w_x) + b[None, :, None]
+  zeros = tf.zeros_like(gates_x[0])[..., :hidden_size]  # [M, n, H]
+
+  def step(carry, elems):
+    hidden_next, cell_next = carry
+    gx_t, d_t = elems
+    return _cell(gx_t + tf.matmul(hidden_next * d_t[..., None], w_h),
+                 cell_next * d_t[..., None])[:2]
+
+  hidden, _ = tf.scan(step, (gates_x, discount), initializer=(zeros, zeros),
+                      reverse=True)
+  return tf.einsum("tmnh,mhk->tmnk", hidden, w_out) + b_out[None, :, None]
+
+
 def _portable_backward_lstm(x, discount, w_x, w_h, b, w_out, b_out):
   gates_x = tf.einsum("tni,ig->tng", x, w_x) + b
   zeros = tf.zeros_like(gates_x[0])[:, :w_h.shape[0]]  # [N, H]

@@ -154,7 +154,7 @@ class SavedModelRule(base.UpdateRule):
 
   def __call__(self, inputs: types.RuleInputs) -> types.RuleOutput:
     """The exported rule's targets; see `lpg.LPG.__call__` and
-    `lpg_v.LPGV.__call__`."""
+    `lpg_v.LPGV._targets`."""
     m = inputs.y.shape[-1]
     if m != self._prediction_size:
       raise errors.ConfigError(

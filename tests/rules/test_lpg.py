@@ -291,3 +291,59 @@ class LPGTest(parameterized.TestCase):
 
 if __name__ == "__main__":
   tf.test.main()
+
+
+def check_member_targets(test, rule, make, num_members=3, jit_compile=False):
+  """`rule.member_targets` on M blocks of columns equals `rule(block)` with
+  the variables set to that member's parameters, for every field."""
+  n = 2
+  inputs = make(num_members * n)
+  rule(inputs)  # builds the variables
+  rng = np.random.default_rng(7)
+  base = [v.numpy() for v in rule.trainable_variables]
+  params = [tf.constant(b[None] + 0.3 * rng.normal(size=(num_members,) + b.shape),
+                        tf.float32) for b in base]
+  member_targets = tf.function(
+      lambda p, x: rule.member_targets(p, x, num_members),
+      jit_compile=jit_compile)
+  batched = member_targets(params, inputs)
+  for member in range(num_members):
+    for variable, value in zip(rule.trainable_variables, params):
+      variable.assign(value[member])
+    block = types.RuleInputs(*[
+        None if x is None else x[:, member * n:(member + 1) * n]
+        for x in inputs])
+    expected = rule(block)
+    for field, want in zip(types.RuleOutput._fields, expected):
+      got = getattr(batched, field)
+      test.assertEqual(got is None, want is None, field)
+      if want is not None:
+        np.testing.assert_allclose(
+            got[:, member * n:(member + 1) * n].numpy(), want.numpy(),
+            rtol=1e-5, atol=1e-5, err_msg=f"{field}, member {member}")
+
+
+class MemberTargetsTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ("softmax_y", {}, False), ("raw_y_baseline",
+                                 {"y_softmax": False, "use_baseline": True},
+                                 False), ("softmax_y_xla", {}, True))
+  def test_each_member_reads_its_own_columns_with_its_own_eta(
+      self, kwargs, jit_compile):
+    tf.random.set_seed(1)
+    discount = np.ones([T, 6], np.float32)
+    discount[2, 0] = discount[4, 3] = discount[0, 5] = 0.0
+    rule = lpg.LPG(hidden_size=H, prediction_size=M,
+                   embedding_sizes=(16, 4, 1), **kwargs)
+    check_member_targets(
+        self, rule, lambda n: make_inputs(seed=3, discount=discount, n=n),
+        jit_compile=jit_compile)
+
+  def test_wrong_number_of_parameter_tensors_is_refused(self):
+    self.rule = lpg.LPG(hidden_size=H, prediction_size=M)
+    inputs = make_inputs(n=4)
+    self.rule(inputs)
+    params = [v[None] for v in self.rule.trainable_variables][:-1]
+    with self.assertRaises(ValueError):
+      self.rule.member_targets(params, inputs, 1)

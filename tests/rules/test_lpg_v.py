@@ -17,6 +17,7 @@ from lpg_tf.rules import lpg
 from lpg_tf.rules import lpg_v
 from lpg_tf.rules import lstm_backward
 from lpg_tf.rules import saved_model
+from tests.rules import test_lpg
 
 T, N, H, LAMBDA = 6, 3, 8, 0.8
 
@@ -167,3 +168,14 @@ class ExportTest(absltest.TestCase):
 
 if __name__ == "__main__":
   absltest.main()
+
+
+class MemberTargetsTest(absltest.TestCase):
+
+  def test_each_member_reads_its_own_columns_with_its_own_eta(self):
+    tf.random.set_seed(2)
+    def make(n):  # two draws of value_inputs side by side, n <= 2 N columns
+      both = zip(value_inputs(seed=0), value_inputs(seed=1))
+      return types.RuleInputs(*[None if a is None else tf.concat([a, b], 1)[:, :n]
+                                for a, b in both])
+    test_lpg.check_member_targets(self, lpg_v.LPGV(hidden_size=8), make)

@@ -1,0 +1,243 @@
+"""The evolution-strategies meta-trainer: eta moved by an ES gradient estimate.
+
+`ESTrainer` has `trainer.MetaTrainer`'s interface (step, counters, checkpoint
+items), so the launcher, logging, validation and checkpoints serve both; the
+config's `meta.optimiser` picks one. One step:
+
+  1. noise for P = `ESSpec.population_size` members, antithetic, from the
+     stateless seed [run seed + NOISE_SEED_OFFSET, step] (`es.antithetic_noise`),
+     drawn eagerly so runs with and without XLA agree and a resumed run draws
+     what a straight one did;
+  2. one compiled program runs eta (the centre) and the P perturbations
+     eta +- sigma eps on their own copies of the population's lifetimes for
+     `ESSpec.window` inner updates (`es_step.evaluate_members`);
+  3. centred ranks of the members' fitness per environment group, averaged
+     (`es.shaped_utilities`), give the loss-gradient estimate, applied by Adam
+     on eta if finite, as the meta-gradient is;
+  4. the centre's lifetimes advance, end and restart through the population
+     (`Population.advance`, `Population.finish`), so the bandit of Eq. 6 keeps
+     drawing alpha from their final returns.
+
+Defaults (`ESSpec`), measured on configs/bench_tabular.py's shape (one
+tabular grid, 8 lifetimes x 64 environments, T = 20, LSTM 256, XLA, a 2-core
+machine shared with other jobs, so throughput per CPU-second): the cost of a
+member is its share of the backward LSTM (`LPG.member_targets` alone took as
+long as a whole inner update), so throughput per CPU-second was the same for
+P = 2 (window 20: ~63,000 agent environment steps per CPU-second) and P = 8
+(window 10: 60,000-66,000 over three runs); a short window pays the step's
+fixed costs (noise, Adam, resets) more often: P = 2 with a window of 2 gave
+~41,000. Peak memory did not change with the window (P = 2: 1,068 MiB for a
+window of 2, 1,067 MiB for 20). sigma and P were not tuned by meta-training
+runs (no ES learning curves yet): P = 8 is the population whose step still
+takes under half a minute on this machine.
+"""
+
+import dataclasses
+from typing import Dict, List, Optional
+
+from absl import logging
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+
+from lpg_tf import agents
+from lpg_tf import errors
+from lpg_tf.meta import es
+from lpg_tf.meta import es_step
+from lpg_tf.meta import population as population_lib
+from lpg_tf.rules import lpg
+
+NOISE_SEED_OFFSET = 52711  # separates the noise stream from other streams.
+POPULATION_SIZE = 8  # P, perturbed members (4 antithetic pairs); see above.
+SIGMA = 0.01  # ~1-10% of eta's initial weights (stddev 1/sqrt(fan-in)); untuned.
+WINDOW = 10  # inner updates per evaluation window: 200 of T = 20 steps.
+
+
+@dataclasses.dataclass(frozen=True)
+class ESSpec:
+  """Evolution-strategies settings.
+
+  Attributes:
+    learning_rate: Adam's learning rate on eta.
+    population_size: P, perturbed members, even (antithetic pairs); the
+      centre (eta itself) runs besides them.
+    sigma: standard deviation of the perturbations.
+    window: inner updates per evaluation window (>= 2); its environment steps
+      per lifetime are window x T x B, up to a whole lifetime.
+  """
+  learning_rate: float = 1e-3
+  population_size: int = POPULATION_SIZE
+  sigma: float = SIGMA
+  window: int = WINDOW
+
+
+def check_spec(spec: ESSpec, population: population_lib.PopulationSpec) -> None:
+  """Raises ConfigError for settings that cannot run."""
+  es.check_population_size(spec.population_size)
+  if not spec.sigma > 0 or not np.isfinite(spec.sigma):
+    raise errors.ConfigError(f"ES sigma must be a finite number > 0, got {spec.sigma!r}")
+  if not spec.learning_rate > 0:
+    raise errors.ConfigError(
+        f"ES learning_rate must be > 0, got {spec.learning_rate!r}")
+  if not isinstance(spec.window, int) or spec.window < es_step.MIN_WINDOW:
+    raise errors.ConfigError(
+        f"The ES window must be an integer >= {es_step.MIN_WINDOW} inner "
+        f"updates (the fitness needs rollouts after an update), got "
+        f"{spec.window!r}")
+  window_steps = spec.window * population.unroll_length * population.num_envs
+  for layout in population_lib.group_layout(population):
+    group_steps = population_lib.lifetime_steps(layout.env_name, population)
+    if window_steps > group_steps:
+      raise errors.ConfigError(
+          f"The ES window ({spec.window} updates x T={population.unroll_length}"
+          f" x B={population.num_envs} = {window_steps} environment steps) is "
+          f"longer than a {layout.env_name} lifetime ({group_steps} steps): "
+          "at most a whole lifetime")
+
+
+def env_steps_per_lifetime(spec: ESSpec,
+                           population: population_lib.PopulationSpec) -> int:
+  """Environment steps each lifetime (of every member) lives per ES step."""
+  return spec.window * population.unroll_length * population.num_envs
+
+
+def env_steps_per_step(spec: ESSpec,
+                       population: population_lib.PopulationSpec) -> int:
+  """Agent environment steps of one ES step: every member's lifetimes,
+  the centre's included."""
+  num_lifetimes = sum(layout.num_lifetimes
+                      for layout in population_lib.group_layout(population))
+  return (env_steps_per_lifetime(spec, population)
+          * (spec.population_size + 1) * num_lifetimes)
+
+
+class ESTrainer(tf.Module):
+  """Meta-trains an LPG rule by evolution strategies on a population."""
+
+  def __init__(self, rule: lpg.LPG, population: population_lib.PopulationSpec,
+               spec: ESSpec, seed: int,
+               strategy: Optional[tf.distribute.Strategy] = None,
+               jit_compile: bool = True):
+    """Builds the population, the meta-optimiser and the members' agents.
+
+    Args:
+      rule: the LPG rule to meta-train (its variables are created here if new).
+      population: the population's shape (the centre's lifetimes).
+      spec: ES settings.
+      seed: seed of everything random in the run.
+      strategy: variables are created under its scope (default strategy if None).
+      jit_compile: compile the window with XLA.
+    """
+    super().__init__(name="es_trainer")
+    population_lib.validate_population(population)
+    check_spec(spec, population)
+    self._spec = spec
+    self._seed = seed
+    self._strategy = strategy or tf.distribute.get_strategy()
+    if self._strategy.num_replicas_in_sync > 1:
+      raise errors.ConfigError(
+          "Evolution strategies over several replicas is not implemented yet; "
+          "run with the default strategy (one device)")
+    self._num_members = spec.population_size + 1
+    with self._strategy.scope():
+      self.rule = rule
+      rule.build()
+      self.meta_optimiser = snt.optimizers.Adam(spec.learning_rate)
+      self.population = population_lib.Population(population, seed)
+      self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                      name="meta_step")
+    # Agents for M x L lifetimes: only `apply` is used (theta comes from the
+    # population), so their variables are no part of the training state.
+    self._member_groups = [
+        es_step.MemberGroup(group, agents.build_agent(
+            group.env.spec, self._num_members * group.num_lifetimes,
+            seed=[seed, 0], prediction_size=population.prediction_size))
+        for group in self.population.groups]
+    self._compiled_window = tf.function(self._window, jit_compile=jit_compile)
+
+  def _window(self, states: List[population_lib.LifetimeState],
+              member_params: List[tf.Tensor]):
+    spec = self.population.spec
+    results = es_step.evaluate_members(
+        self.rule, self._member_groups, states, member_params,
+        self._spec.window, spec.unroll_length)
+    new_states, ends = self.population.advance(
+        [r.state for r in results], [r.return_sum for r in results],
+        [r.episodes for r in results], [r.policy_entropy for r in results],
+        [r.finite for r in results], steps_taken=self.env_steps_per_lifetime)
+    fitness = tf.stack([r.fitness for r in results], axis=1)  # [P, G]
+    metrics = {
+        group.name_for_logs: {
+            "return_sum": tf.reduce_sum(r.return_sum),
+            "episodes": tf.reduce_sum(r.episodes),
+            "policy_entropy": tf.reduce_mean(r.policy_entropy),
+        } for group, r in zip(self.population.groups, results)}
+    return fitness, new_states, ends, metrics
+
+  def noise(self, step: int) -> List[tf.Tensor]:
+    """The members' noise `[P, ...]` per variable of eta at ES step `step`."""
+    seed = tf.constant([self._seed + NOISE_SEED_OFFSET, step], tf.int32)
+    return es.antithetic_noise(
+        seed, [v.shape for v in self.rule.trainable_variables],
+        self._spec.population_size)
+
+  def step(self) -> Dict[str, float]:
+    """One ES step; returns the numbers worth logging."""
+    step = int(self.step_counter.numpy())
+    variables = self.rule.trainable_variables
+    noise = self.noise(step)
+    perturbed = es.perturb([tf.convert_to_tensor(v) for v in variables], noise,
+                           self._spec.sigma)
+    member_params = [tf.concat([v[tf.newaxis], p], axis=0)
+                     for v, p in zip(variables, perturbed)]
+    fitness, states, ends, metrics = self._compiled_window(
+        self.population.read(), member_params)
+    grads = es.gradient_estimate(noise, es.shaped_utilities(fitness),
+                                 self._spec.sigma)
+    finite = all(bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads)
+    norm = tf.linalg.global_norm(grads)
+    if finite:
+      self.meta_optimiser.apply(grads, variables)
+    else:
+      logging.warning("ES step %d: non-finite gradient estimate; update "
+                      "skipped", step)
+    self.step_counter.assign_add(1)
+    fitness = fitness.numpy()
+    scored = fitness[np.isfinite(fitness)]
+    numbers = {
+        # The members' mean fitness, negated: a loss, like the meta-loss.
+        "meta_loss": -float(scored.mean()) if scored.size else float("nan"),
+        "meta_gradient_finite": float(finite),
+        "meta_gradient_norm": float(norm) if finite else float("nan"),
+        "es/fitness_spread": float(scored.std()) if scored.size else float("nan"),
+    }
+    numbers.update(self.population.finish(states, ends))
+    for group_name, group_metrics in metrics.items():
+      values = {k: float(v) for k, v in group_metrics.items()}
+      episodes = values.pop("episodes")
+      return_sum = values.pop("return_sum")
+      if episodes:
+        numbers[f"{group_name}/episode_return"] = return_sum / episodes
+      for key, value in values.items():
+        numbers[f"{group_name}/{key}"] = value
+    return numbers
+
+  @property
+  def env_steps_per_lifetime(self) -> int:
+    """Environment steps each lifetime (of every member) lives per step."""
+    return env_steps_per_lifetime(self._spec, self.population.spec)
+
+  @property
+  def inner_env_steps_per_step(self) -> int:
+    """Agent environment steps of every member's lifetimes per ES step."""
+    return env_steps_per_step(self._spec, self.population.spec)
+
+  @property
+  def scoring_env_steps_per_step(self) -> int:
+    """ES scores members on their training rollouts: no extra rollouts."""
+    return 0
+
+  def checkpoint_items(self) -> Dict[str, object]:
+    """Everything a checkpoint holds (DESIGN.md idiom 6)."""
+    return {"rule": self.rule, "meta_optimiser": self.meta_optimiser,
+            "step": self.step_counter, **self.population.checkpoint_items()}
