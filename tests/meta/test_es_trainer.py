@@ -128,7 +128,10 @@ class InputErrorsTest(absltest.TestCase):
         ({"meta.es.window": 30, **test_trainer.ONE_GROUP},
          "longer than a chain/short lifetime"),
         ({"num_meta_steps": None, "total_env_steps": 1e6},
-         "total_env_steps.*num_meta_steps")):
+         "total_env_steps.*num_meta_steps"),
+        ({"population.shards": 2}, "one replica and one shard"),
+        ({"cpu_devices": 2, "population.shards": 2},
+         "one replica and one shard")):
       with self.subTest(overrides=overrides), \
           self.assertRaisesRegex(errors.ConfigError, message):
         meta_train.validate(es_config(**overrides))
