@@ -195,6 +195,11 @@ def analyse(figure: int, workdir: str, *, rule: str = DEFAULT_RULE,
         f"--{', --'.join(foreign)} do(es) not apply to figure {figure}; its "
         f"settings are {', '.join('--' + k for k in budget)}")
   budget.update(given)
+  if figure in (3, 7) and any(v is not None for v in (
+      action_space, learning_rate, kl_cost)):
+    raise errors.ConfigError(
+        "--action_space, --learning_rate and --kl_cost set the probe task of "
+        f"figures 4-6; figure {figure} does not use them")
   _check(workdir, overwrite, figure, budget)
   png, json_path = output_paths(workdir, figure)
   settings = {"rule": rule, "seed": seed, **budget}

@@ -30,6 +30,7 @@ def written(workdir, figure):
 
 class AnalyseTest(parameterized.TestCase):
 
+  @pytest.mark.slow
   def test_figure_4_end_to_end(self):
     """The shipped rule's y on the probe task: the numbers behind the maps."""
     workdir = self.create_tempdir().full_path
@@ -99,6 +100,8 @@ class AnalyseTest(parameterized.TestCase):
       ("bad_scale", dict(figure=3, lifetime_scale=0.0),
        "--lifetime_scale must be > 0"),
       ("no_config", dict(figure=7), "Figure 7 needs a meta-training --config"),
+      ("probe_flag", dict(figure=3, learning_rate=1.0),
+       "figure 3 does not use them"),
       ("unknown_variant", dict(figure=7, variants=["lpg", "no_bandit"],
                                config=test_trainer.tiny_config()),
        "Unknown variant 'no_bandit'"),
