@@ -56,7 +56,7 @@ _SEEDS = flags.DEFINE_integer(
     "seeds", None, "Figure 3: test seeds (default 5); figure 7: meta-training "
     "seeds per variant (default 2).")
 _TUNING_SEEDS = flags.DEFINE_integer(
-    "tuning_seeds", None, "Figure 3: tuning seeds per alpha (default 1).")
+    "tuning_seeds", None, "Figure 3: tuning seeds per alpha (default 2).")
 _LIFETIME_SCALE = flags.DEFINE_float(
     "lifetime_scale", None,
     "Figure 3: lifetimes as a fraction of Table 3's (default 0.1).")

@@ -57,7 +57,7 @@ COMPARISON_DIR = "figure_3_comparison"
 
 # Per-figure budget flags and their defaults (a flag left None takes these).
 DEFAULTS: Dict[int, Dict[str, Any]] = {
-    3: {"seeds": 5, "tuning_seeds": 1, "lifetime_scale": 0.1,
+    3: {"seeds": 5, "tuning_seeds": 2, "lifetime_scale": 0.1,
         "num_envs": compare.DEFAULT_NUM_ENVS},
     4: {"num_updates": 500, "num_envs": 16},
     5: {"instances": 40, "held_out_instances": 10, "num_updates": 400,
