@@ -46,12 +46,13 @@ class AnalyseTest(parameterized.TestCase):
   @pytest.mark.slow
   def test_figures_5_and_6_end_to_end(self):
     workdir = self.create_tempdir().full_path
+    probe = dict(TINY_PROBE, num_updates=20)
     analyse.analyse(5, workdir, instances=2, held_out_instances=1,
-                    record_every=1, **TINY_PROBE)
+                    record_every=10, **probe)
     numbers = written(workdir, 5)["numbers"]
-    self.assertEqual(numbers["recorded_updates"], [0, 1, 2])
+    self.assertEqual(numbers["recorded_updates"], [0, 10, 20])
     self.assertEqual(numbers["held_out_instances"], 1)
-    analyse.analyse(6, workdir, instances=2, record_every=1, **TINY_PROBE)
+    analyse.analyse(6, workdir, instances=2, record_every=10, **probe)
     numbers = written(workdir, 6)["numbers"]
     self.assertLen(numbers["rule"]["mean"], 3)
 
