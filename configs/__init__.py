@@ -1,1 +1,2 @@
-"""ml_collections presets: cpu (default), paper (Table 2), bench_tabular, atari."""
+"""ml_collections presets: cpu (default), paper (Table 2), gpu (the paper's scaled
+to one accelerator), bench_tabular, atari."""

@@ -3,16 +3,21 @@
   python launchers/benchmark.py                                   # configs/cpu.py
   python launchers/benchmark.py --config=configs/bench_tabular.py
   python launchers/benchmark.py --config=configs/bench_tabular.py --config.meta.optimiser=es
+  python launchers/benchmark.py --config=configs/gpu.py --mode=xla --warmup_steps=1 --timed_steps=5
 
 Each mode runs in a fresh process (so peak memory is its own). Prints compile
-time, meta-steps/s, inner-loop and scoring environment steps/s and peak memory
-for each, and as its last line one JSON object with env_steps_per_s,
-meta_steps_per_s, peak_rss_mb (XLA) and env_steps_per_s_no_xla. With
+time, meta-steps/s, inner-loop and scoring environment steps/s, peak memory
+(the device's on a GPU, else the process's resident set) and the projected
+hours for 10^10 environment steps for each, and as its last line one JSON
+object with env_steps_per_s, meta_steps_per_s, peak_rss_mb (XLA) and
+env_steps_per_s_no_xla. --mode=xla or --mode=no_xla runs that mode alone, in
+this process, and prints its line and its JSON object. With
 --config.meta.optimiser=es the environment steps are those of every ES member's
 agents (ES agent environment steps/s) and a meta-step is an ES step.
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -43,14 +48,30 @@ def _child(mode: str) -> dict:
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _line(mode: str, figures: dict, es: bool) -> str:
+  """One mode's figures, for people."""
+  memory = "peak RSS" if math.isnan(figures["device_peak_mb"]) else "device peak"
+  return (f"[{mode}] compile {figures['compile_s']:.1f}s | "
+          f"{figures['meta_steps_per_s']:.3f} meta-steps/s | "
+          f"{figures['env_steps_per_s']:,.0f} "
+          f"{'ES agent' if es else 'inner'} env steps/s | "
+          f"{figures['scoring_env_steps_per_s']:,.0f} scoring env steps/s | "
+          f"{memory} {figures['peak_memory_mb']:.0f} MiB "
+          f"(RSS peak {figures['peak_rss_mb']:.0f}, steady "
+          f"{figures['steady_rss_mb']:.0f} MiB) | "
+          f"{figures['hours_for_1e10_env_steps']:.1f} h for 1e10 env steps")
+
+
 def main(argv):
   del argv
+  config = _CONFIG.value
+  es = config.meta.optimiser == "es"
   if _MODE.value != "both":
-    figures = benchmark.measure(_CONFIG.value, _MODE.value == "xla",
-                                _WARMUP.value, _STEPS.value)
+    figures = benchmark.measure(config, _MODE.value == "xla", _WARMUP.value,
+                                _STEPS.value)
+    print(_line(_MODE.value, figures, es), flush=True)
     print(json.dumps(figures), flush=True)
     return
-  config = _CONFIG.value
   optimiser = config.meta.optimiser
   if optimiser == "es":
     optimiser += (f" (P={config.meta.es.population_size}, "
@@ -64,14 +85,7 @@ def main(argv):
   for mode in ("xla", "no_xla"):
     figures = _child(mode)
     results[mode] = figures
-    print(f"[{mode}] compile {figures['compile_s']:.1f}s | "
-          f"{figures['meta_steps_per_s']:.3f} meta-steps/s | "
-          f"{figures['env_steps_per_s']:,.0f} "
-          f"{'ES agent' if config.meta.optimiser == 'es' else 'inner'} "
-          "env steps/s | "
-          f"{figures['scoring_env_steps_per_s']:,.0f} scoring env steps/s | "
-          f"peak RSS {figures['peak_rss_mb']:.0f} MiB "
-          f"(steady {figures['steady_rss_mb']:.0f} MiB)", flush=True)
+    print(_line(mode, figures, es), flush=True)
   summary = {
       "config": config.name,
       "optimiser": config.meta.optimiser,
@@ -84,6 +98,8 @@ def main(argv):
       "env_steps_per_s_no_xla": results["no_xla"]["env_steps_per_s"],
       "meta_steps_per_s_no_xla": results["no_xla"]["meta_steps_per_s"],
       "peak_rss_mb_no_xla": results["no_xla"]["peak_rss_mb"],
+      "peak_memory_mb": results["xla"]["peak_memory_mb"],
+      "hours_for_1e10_env_steps": results["xla"]["hours_for_1e10_env_steps"],
   }
   print(json.dumps(summary), flush=True)
 

@@ -7,9 +7,16 @@ rollouts of Eq. 4 are reported separately. With `config.meta.optimiser='es'`
 the environment steps are every ES member's agents' (the centre's included),
 and there are no scoring rollouts. Peak memory is the process's peak
 resident set size (compilation included), so each mode is best measured in a
-fresh process; steady memory is the resident set after the timed steps.
+fresh process; steady memory is the resident set after the timed steps. On a
+GPU the device's peak memory (TensorFlow's allocator) is reported as well, and
+`peak_memory_mb` is that one; on a CPU it is the peak resident set.
+
+`hours_for_budget` projects the wall time of Appendix B.1's 10^10 environment
+steps from the measured rate, counting every environment step of a meta-step
+(inner and scoring rollouts), as the run's budget does (`meta.run_length`).
 """
 
+import math
 import resource
 import time
 from typing import Dict
@@ -18,6 +25,8 @@ import ml_collections
 import tensorflow as tf
 
 from lpg_tf.experiments import meta_train
+
+PAPER_ENV_STEPS = 1e10  # Appendix B.1: "approximately 10^10 steps" in total.
 
 
 def peak_rss_mb() -> float:
@@ -32,6 +41,21 @@ def current_rss_mb() -> float:
       if line.startswith("VmRSS:"):
         return float(line.split()[1]) / 1024.0
   return float("nan")
+
+
+def device_peak_memory_mb() -> float:
+  """Peak memory TensorFlow allocated on the first GPU, MiB; NaN without one."""
+  if not tf.config.list_logical_devices("GPU"):
+    return float("nan")
+  return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2.0**20
+
+
+def hours_for_budget(env_steps_per_s: float,
+                     total_env_steps: float = PAPER_ENV_STEPS) -> float:
+  """Hours to live `total_env_steps` environment steps at `env_steps_per_s`."""
+  if not env_steps_per_s > 0:
+    raise ValueError(f"env_steps_per_s must be > 0, got {env_steps_per_s}")
+  return total_env_steps / env_steps_per_s / 3600.0
 
 
 def measure(config: ml_collections.ConfigDict, jit_compile: bool,
@@ -52,6 +76,9 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
   elapsed = time.perf_counter() - start
   cpu_s = time.process_time() - cpu_start
   meta_steps_per_s = timed_steps / elapsed
+  all_env_steps_per_s = meta_steps_per_s * (
+      trainer.inner_env_steps_per_step + trainer.scoring_env_steps_per_step)
+  device_peak_mb = device_peak_memory_mb()
   return {
       "optimiser": config.meta.optimiser,
       "jit_compile": float(jit_compile),
@@ -67,4 +94,9 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
       "cpu_share": cpu_s / elapsed,
       "peak_rss_mb": peak_rss_mb(),
       "steady_rss_mb": current_rss_mb(),
+      "device_peak_mb": device_peak_mb,
+      # The device's peak on a GPU, else the process's.
+      "peak_memory_mb": (peak_rss_mb() if math.isnan(device_peak_mb)
+                         else device_peak_mb),
+      "hours_for_1e10_env_steps": hours_for_budget(all_env_steps_per_s),
   }

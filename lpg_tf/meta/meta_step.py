@@ -33,6 +33,19 @@ from lpg_tf.meta import meta_objective
 from lpg_tf.meta import population as population_lib
 from lpg_tf.rules import base as rule_base
 
+# Iterations of the inner-update loop (and of its gradient, which inherits the
+# setting) that may run at once without XLA; XLA ignores it. Each update
+# depends on the last, so one at a time costs little, and several are unsafe:
+# Grappler's memory optimiser turns a sum of 3 or more gradient terms (AddN)
+# into a TemporaryVariable named after the node whenever its static estimate
+# of a graph's peak memory exceeds 80% of the device's (256 MiB for the CPU
+# device), as a large population's meta-step can; nothing else here creates a
+# TemporaryVariable. The loop carries every group, so with several
+# iterations in flight a fast group's iteration k + 1 can create that
+# variable while a slow group's iteration k still holds it:
+# AlreadyExistsError (TemporaryVariableOp) in the gradient of a while loop.
+INNER_LOOP_PARALLEL_ITERATIONS = 1
+
 
 class Critic(NamedTuple):
   """A group's critics: parameters `[L, ...]` and their Adam state."""
@@ -175,10 +188,12 @@ def window_loss(rule: rule_base.UpdateRule,
 
   # A while loop keeps one copy of the update in the graph, so XLA compiles a
   # window in time independent of K; differentiating it needs a static bound.
+  # One iteration at a time (INNER_LOOP_PARALLEL_ITERATIONS): see there.
   _, carries = tf.while_loop(
       lambda k, _: k < num_inner_updates, inner_update,
       (tf.constant(0), [_initial_carry(s) for s in states]),
-      maximum_iterations=num_inner_updates)
+      maximum_iterations=num_inner_updates,
+      parallel_iterations=INNER_LOOP_PARALLEL_ITERATIONS)
 
   windows, kept_losses, kept = [], [], []
   for group, state, carry in zip(groups, states, carries):

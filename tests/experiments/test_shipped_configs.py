@@ -6,7 +6,8 @@ import pytest
 
 from lpg_tf.experiments import config_validation
 
-PRESETS = ("cpu", "paper", "bench_tabular", "pretrained", "pretrained_lpg_v")
+PRESETS = ("cpu", "paper", "bench_tabular", "pretrained", "pretrained_lpg_v",
+           "gpu")
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -23,3 +24,15 @@ def test_pretrained_preset_keeps_y_alive_settings():
   assert config.meta.prediction_entropy_cost == 0.0
   assert config.meta.y_hat_l2_cost == 0.0
   assert len(config.population.envs) == 10
+
+
+def test_gpu_preset_is_the_paper_population_with_fewer_lifetimes():
+  """configs/gpu.py changes only the number of lifetimes of configs/paper.py,
+  and keeps it even (grid worlds split lifetimes between two action spaces)."""
+  gpu = importlib.import_module("configs.gpu").get_config()
+  paper = importlib.import_module("configs.paper").get_config()
+  assert gpu.population.lifetimes_per_env < paper.population.lifetimes_per_env
+  assert gpu.population.lifetimes_per_env % 2 == 0
+  gpu.name, gpu.population.lifetimes_per_env = (
+      paper.name, paper.population.lifetimes_per_env)
+  assert gpu.to_dict() == paper.to_dict()

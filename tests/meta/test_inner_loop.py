@@ -1,0 +1,66 @@
+"""The meta-step's inner-update loop without XLA: one iteration at a time, and a
+population of mixed agent kinds meta-trains with and without XLA.
+
+Without XLA, Grappler may turn a gradient sum of the loop's gradient into a
+named TemporaryVariable (meta_step.INNER_LOOP_PARALLEL_ITERATIONS); two
+iterations in flight then create it twice (AlreadyExistsError). The first test
+checks that neither the loop nor its gradient lets iterations overlap.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lpg_tf.experiments import meta_train
+from lpg_tf.meta import meta_step
+from tests.meta import test_trainer
+
+_WHILE_OPS = ("While", "StatelessWhile")
+
+# An MLP agent with Adam (random grid), a tabular agent with SGD (its two
+# action spaces: two groups) and a chain: four groups of different speeds.
+MIXED = {"population.envs": ("random/small", "tabular/sparse",
+                             "chain/distractor"),
+         "population.num_inner_updates": 3}
+
+
+def _loops_with_nested_loops(graph: tf.Graph):
+  """Top-level while ops of `graph` whose body holds another while loop: the
+  inner-update loop (its body rolls out) and its gradient (its body holds the
+  rule's gradient loops)."""
+  found = []
+  for op in graph.get_operations():
+    if op.type not in _WHILE_OPS:
+      continue
+    body = graph._get_function(op.get_attr("body").name)  # pylint: disable=protected-access
+    if any(node.op in _WHILE_OPS for node in body.definition.node_def):
+      found.append(op)
+  return found
+
+
+@pytest.mark.slow  # Traces a meta-step: about a minute on 2 busy cores.
+def test_inner_update_loop_and_its_gradient_run_one_iteration_at_a_time():
+  config = test_trainer.tiny_config(**test_trainer.ONE_GROUP)
+  trainer = meta_train.build_trainer(config, meta_train.build_rule(config),
+                                     jit_compile=False)
+  graph = trainer._compiled_step.get_concrete_function(  # pylint: disable=protected-access
+      trainer.population.read()).graph
+  loops = _loops_with_nested_loops(graph)
+  assert len(loops) >= 2  # The loop and its gradient.
+  assert all(op.get_attr("parallel_iterations")
+             == meta_step.INNER_LOOP_PARALLEL_ITERATIONS == 1 for op in loops)
+
+
+@pytest.mark.slow  # 4 (no XLA) and 7 (XLA) minutes on 2 busy cores.
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_mixed_population_meta_trains_with_and_without_xla(jit_compile):
+  config = test_trainer.tiny_config(**MIXED)
+  trainer = meta_train.build_trainer(config, meta_train.build_rule(config),
+                                     jit_compile=jit_compile)
+  before = [v.numpy() for v in trainer.rule.trainable_variables]
+  for _ in range(3):
+    numbers = trainer.step()
+    assert numbers["meta_gradient_finite"] == 1.0
+  after = [v.numpy() for v in trainer.rule.trainable_variables]
+  assert all(np.all(np.isfinite(a)) for a in after)
+  assert any(not np.array_equal(b, a) for b, a in zip(before, after))
