@@ -69,13 +69,17 @@ def get_config() -> ml_collections.ConfigDict:
   # How eta is meta-trained: "gradient" (the meta-gradient of Eq. 4 through K
   # inner updates) or "es" (evolution strategies, lpg_tf/meta/es_trainer.py:
   # antithetic perturbations of eta scored by their agents' returns, the
-  # estimate fed to the same Adam at meta.learning_rate). "hybrid" is refused
-  # (not implemented yet).
+  # estimate fed to the same Adam at meta.learning_rate) or "hybrid" (both
+  # alternating on one eta and one Adam, lpg_tf/meta/hybrid_trainer.py).
   config.meta.optimiser = "gradient"
   config.meta.es = ml_collections.ConfigDict()
   config.meta.es.population_size = 8  # P perturbed members (pairs), eta besides.
   config.meta.es.sigma = 0.01  # perturbation stddev.
   config.meta.es.window = 10  # inner updates (x T x B steps) per evaluation.
+  config.meta.hybrid = ml_collections.ConfigDict()
+  # With meta.optimiser "hybrid": every es_every-th meta-step is an ES step
+  # (meta.es settings), the others meta-gradient steps; 1 = ES alone.
+  config.meta.hybrid.es_every = 5
 
   config.num_meta_steps = 1500  # ~8.5 minutes on 2 cores, all included.
   # A budget of environment steps instead of num_meta_steps (paper.py).

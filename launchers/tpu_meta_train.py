@@ -6,6 +6,7 @@
   python launchers/tpu_meta_train.py --init_rule=runs/cpu/rule --workdir=runs/cpu2
   python launchers/tpu_meta_train.py --init_rule=pretrained --workdir=runs/cpu3
   python launchers/tpu_meta_train.py --config.meta.optimiser=es --workdir=runs/cpu_es
+  python launchers/tpu_meta_train.py --config.meta.optimiser=hybrid --workdir=runs/cpu_hybrid
 
 Runs on the default strategy on one CPU or GPU, snt.distribute.Replicator on
 several GPUs and TpuReplicator on TPU (config.strategy=auto picks),

@@ -92,6 +92,8 @@ SCHEMA: Dict[str, Check] = {
     "meta.es.population_size": POSITIVE_INT,
     "meta.es.sigma": POSITIVE,
     "meta.es.window": POSITIVE_INT,
+    # meta.optimiser='hybrid': every es_every-th meta-step is an ES step.
+    "meta.hybrid.es_every": POSITIVE_INT,
     # Exactly one of the two is set (lpg_tf.meta.run_length checks it).
     "num_meta_steps": optional(POSITIVE_INT),
     "total_env_steps": optional(POSITIVE),
@@ -123,9 +125,6 @@ COMBINATIONS: Tuple[Tuple[Callable[[Dict[str, Any]], bool], str], ...] = (
      "config.population.shards cannot be split evenly over config.cpu_devices "
      "replicas: set --config.population.shards to a multiple of cpu_devices "
      "(and population.lifetimes_per_env to a multiple of shards)"),
-    (lambda c: c["meta.optimiser"] == "hybrid",
-     "config.meta.optimiser='hybrid' (meta-gradient and evolution strategies "
-     "together) is not implemented yet; use 'gradient' or 'es'"),
     (lambda c: c["meta.optimiser"] == "es"
      and c["total_env_steps"] is not None,
      "config.total_env_steps counts the meta-gradient's environment steps; "
@@ -134,6 +133,14 @@ COMBINATIONS: Tuple[Tuple[Callable[[Dict[str, Any]], bool], str], ...] = (
      and (c["population.shards"] > 1 or c["cpu_devices"] > 1),
      "config.meta.optimiser='es' runs on one replica and one shard for now: "
      "leave config.population.shards and config.cpu_devices at 1"),
+    (lambda c: c["meta.optimiser"] == "hybrid"
+     and c["total_env_steps"] is not None,
+     "config.total_env_steps counts the meta-gradient's environment steps; "
+     "with config.meta.optimiser='hybrid' give config.num_meta_steps instead"),
+    (lambda c: c["meta.optimiser"] == "hybrid"
+     and (c["population.shards"] > 1 or c["cpu_devices"] > 1),
+     "config.meta.optimiser='hybrid' runs on one replica and one shard, as "
+     "ES does: leave config.population.shards and config.cpu_devices at 1"),
 )
 
 

@@ -7,9 +7,10 @@ TD(lambda) instead of y; Eq. 4's beta1 H(y) and beta3 ||y_hat||^2 and
 Figure 7's ablations are config values: `rule.y_softmax`,
 `meta.prediction_entropy_cost`, `meta.pi_hat_l2_cost` and `meta.y_hat_l2_cost`,
 and `meta.bandit` (README). `config.meta.optimiser` chooses how eta learns:
-the meta-gradient (`meta.trainer`, the default) or evolution strategies
-(`meta.es_trainer`, settings under `config.meta.es`); both trainers have one
-interface, so everything below serves either.
+the meta-gradient (`meta.trainer`, the default), evolution strategies
+(`meta.es_trainer`, settings under `config.meta.es`) or both alternating
+(`meta.hybrid_trainer`, `config.meta.hybrid.es_every`); the trainers have one
+interface, so everything below serves any of them.
 
 Work directory layout:
   DIR/config.json     the run's config (a continued run must match it)
@@ -79,6 +80,7 @@ from lpg_tf.experiments import config_validation
 from lpg_tf.experiments import run_directory
 from lpg_tf.experiments import stop_signals
 from lpg_tf.meta import es_trainer
+from lpg_tf.meta import hybrid_trainer
 from lpg_tf.meta import meta_objective
 from lpg_tf.meta import population as population_lib
 from lpg_tf.meta import run_length
@@ -109,9 +111,11 @@ ADDED_FIELDS = {"rule.kind": lpg.KIND, "rule.y_softmax": True,
                 "meta.optimiser": "gradient",
                 "meta.es.population_size": es_trainer.POPULATION_SIZE,
                 "meta.es.sigma": es_trainer.SIGMA,
-                "meta.es.window": es_trainer.WINDOW}
+                "meta.es.window": es_trainer.WINDOW,
+                "meta.hybrid.es_every": hybrid_trainer.ES_EVERY}
 # The meta-trainers `config.meta.optimiser` chooses between (one interface).
-Trainer = Union[trainer_lib.MetaTrainer, es_trainer.ESTrainer]
+Trainer = Union[trainer_lib.MetaTrainer, es_trainer.ESTrainer,
+                hybrid_trainer.HybridTrainer]
 
 
 def prediction_size(config: ml_collections.ConfigDict) -> int:
@@ -179,6 +183,11 @@ def build_trainer(config: ml_collections.ConfigDict, rule: lpg.LPG,
     return es_trainer.ESTrainer(
         rule, population_spec(config), es_spec(config), seed=config.seed,
         strategy=strategy, jit_compile=jit_compile)
+  if config.meta.optimiser == "hybrid":
+    return hybrid_trainer.HybridTrainer(
+        rule, population_spec(config), meta_spec(config), es_spec(config),
+        es_every=config.meta.hybrid.es_every, seed=config.seed,
+        strategy=strategy, jit_compile=jit_compile)
   return trainer_lib.MetaTrainer(
       rule, population_spec(config), meta_spec(config), seed=config.seed,
       strategy=strategy, jit_compile=jit_compile)
@@ -218,8 +227,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   run_length.num_meta_steps(population_spec(config), config.num_meta_steps,
                             config.get("total_env_steps"))
   meta_spec(config)
-  if config.meta.optimiser == "es":
+  if config.meta.optimiser in ("es", "hybrid"):
     es_trainer.check_spec(es_spec(config), population_spec(config))
+  if config.meta.optimiser == "hybrid":
+    hybrid_trainer.check_es_every(config.meta.hybrid.es_every)
   build_rule(config)
   validation_lib.check_spec(validation_spec(config), population_spec(config))
 
@@ -244,6 +255,13 @@ def _log_run_length(config: ml_collections.ConfigDict) -> None:
   if config.meta.optimiser == "es":
     per_step = es_trainer.env_steps_per_step(es_spec(config), spec)
     per_window = es_trainer.env_steps_per_lifetime(es_spec(config), spec)
+  if config.meta.optimiser == "hybrid":  # averaged over the alternation
+    es_every = config.meta.hybrid.es_every
+    per_step = ((es_every - 1) * per_step + es_trainer.env_steps_per_step(
+        es_spec(config), spec)) // es_every
+    per_window = ((es_every - 1) * spec.env_steps_per_window
+                  + es_trainer.env_steps_per_lifetime(es_spec(config), spec)
+                  ) // es_every
   logging.info("Run length: %d meta-steps x %d environment steps = %.3g "
                "environment steps (budget: %s)", steps, per_step,
                steps * per_step, config.get("total_env_steps"))

@@ -45,6 +45,7 @@ from lpg_tf import errors
 from lpg_tf.meta import es
 from lpg_tf.meta import es_step
 from lpg_tf.meta import population as population_lib
+from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.rules import lpg
 
 NOISE_SEED_OFFSET = 52711  # separates the noise stream from other streams.
@@ -117,7 +118,8 @@ class ESTrainer(tf.Module):
   def __init__(self, rule: lpg.LPG, population: population_lib.PopulationSpec,
                spec: ESSpec, seed: int,
                strategy: Optional[tf.distribute.Strategy] = None,
-               jit_compile: bool = True):
+               jit_compile: bool = True,
+               shared_with: Optional[trainer_lib.MetaTrainer] = None):
     """Builds the population, the meta-optimiser and the members' agents.
 
     Args:
@@ -127,6 +129,15 @@ class ESTrainer(tf.Module):
       seed: seed of everything random in the run.
       strategy: variables are created under its scope (default strategy if None).
       jit_compile: compile the window with XLA.
+      shared_with: a meta-gradient trainer of the same rule and population
+        whose population and step counter this trainer steps instead of
+        making its own, so that the two alternate on one eta
+        (`hybrid_trainer`); None: its own. The Adam on eta is always this
+        trainer's own.
+
+    Raises:
+      errors.ConfigError: several replicas, or bad settings.
+      ValueError: `shared_with` trains another rule or population.
     """
     super().__init__(name="es_trainer")
     population_lib.validate_population(population)
@@ -139,13 +150,20 @@ class ESTrainer(tf.Module):
           "Evolution strategies over several replicas is not implemented yet; "
           "run with the default strategy (one device)")
     self._num_members = spec.population_size + 1
+    if shared_with is not None and (shared_with.rule is not rule
+                                    or shared_with.population.spec != population):
+      raise ValueError("shared_with must train the same rule and population")
     with self._strategy.scope():
       self.rule = rule
       rule.build()
       self.meta_optimiser = snt.optimizers.Adam(spec.learning_rate)
-      self.population = population_lib.Population(population, seed)
-      self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                      name="meta_step")
+      if shared_with is not None:
+        self.population = shared_with.population
+        self.step_counter = shared_with.step_counter
+      else:
+        self.population = population_lib.Population(population, seed)
+        self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                        name="meta_step")
     # Agents for M x L lifetimes: only `apply` is used (theta comes from the
     # population), so their variables are no part of the training state.
     self._member_groups = [

@@ -119,7 +119,6 @@ class InputErrorsTest(absltest.TestCase):
   def test_bad_values_are_refused_before_any_work(self):
     for overrides, message in (
         ({"meta.optimiser": "sgd"}, "config.meta.optimiser"),
-        ({"meta.optimiser": "hybrid"}, "hybrid.*not implemented yet"),
         ({"meta.es.population_size": 3}, "even number"),
         ({"meta.es.population_size": 0}, "config.meta.es.population_size"),
         ({"meta.es.sigma": 0.0}, "config.meta.es.sigma"),
