@@ -75,11 +75,8 @@ def variant_config(config: ml_collections.ConfigDict, name: str,
   """`config` with variant `name`'s overrides and seed config.seed + index."""
   config = copy.deepcopy(config)
   for key, value in VARIANTS[name].overrides.items():
-    *parents, leaf = key.split(".")
-    node = config
-    for parent in parents:
-      node = node[parent]
-    node[leaf] = value
+    parent, _, leaf = key.rpartition(".")
+    (config_value(config, parent) if parent else config)[leaf] = value
   config.seed = config.seed + seed_index
   return config
 
