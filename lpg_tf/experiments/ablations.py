@@ -24,6 +24,7 @@ from absl import logging
 import ml_collections
 
 from lpg_tf import errors
+from lpg_tf.experiments import cli
 from lpg_tf.experiments import meta_train
 
 
@@ -55,19 +56,9 @@ RUNS_DIR = "runs"
 
 
 def resolve_variants(names: Sequence[str]) -> List[str]:
-  """The variants of `--variants`: "all" or names of VARIANTS, each once."""
-  resolved: List[str] = []
-  for name in (n.strip() for n in names):
-    for variant in (VARIANTS if name == "all" else (name,)):
-      if variant not in VARIANTS:
-        raise errors.ConfigError(
-            f"Unknown variant {variant!r}; valid: all, {', '.join(VARIANTS)}")
-      if variant in resolved:
-        raise errors.ConfigError(f"--variants names {variant} twice")
-      resolved.append(variant)
-  if not resolved:
-    raise errors.ConfigError("--variants names no variant")
-  return resolved
+  """The variants of `--variants`: "all" or names of VARIANTS, each once
+  (`cli.resolve_names`)."""
+  return cli.resolve_names(names, tuple(VARIANTS), "variants", "variant")
 
 
 def variant_config(config: ml_collections.ConfigDict, name: str,

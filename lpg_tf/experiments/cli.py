@@ -23,6 +23,8 @@ from absl import logging as absl_logging
 import ml_collections
 from ml_collections import config_flags
 
+from lpg_tf import errors
+
 
 def _verbosity(argv: Sequence[str]) -> int:
   """The absl verbosity asked for on the command line (0 if none)."""
@@ -109,3 +111,36 @@ def parse_flags(argv: List[str]) -> List[str]:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     absl_logging.get_absl_handler().addFilter(_from_lpg_tf_or_important)
   return remaining
+
+
+ALL = "all"
+
+
+def resolve_names(names: Sequence[str], valid: Sequence[str], flag: str,
+                  kind: str) -> List[str]:
+  """The names a list flag gives: "all" (every one of `valid`, in order) or
+  names of `valid`, each once.
+
+  Args:
+    names: the flag's values (surrounding spaces ignored).
+    valid: the names it may give.
+    flag: the flag's name, for messages ("envs" for --envs).
+    kind: what a name names, for messages ("environment").
+
+  Raises:
+    errors.ConfigError: an unknown name (the message lists the valid ones),
+      a repeated one, or none.
+  """
+  resolved: List[str] = []
+  for name in (n.strip() for n in names):
+    for each in (valid if name == ALL else (name,)):
+      if each not in valid:
+        raise errors.ConfigError(
+            f"Unknown {kind} {each!r} in --{flag}; valid: {ALL}, "
+            f"{', '.join(valid)}")
+      if each in resolved:
+        raise errors.ConfigError(f"--{flag} names {each} twice")
+      resolved.append(each)
+  if not resolved:
+    raise errors.ConfigError(f"--{flag} names no {kind}")
+  return resolved

@@ -51,6 +51,7 @@ from lpg_tf import types
 from lpg_tf.analysis import comparison_table
 from lpg_tf.analysis import curves as curves_lib
 from lpg_tf.envs import minatar
+from lpg_tf.experiments import cli
 from lpg_tf.experiments import rule_tuning
 from lpg_tf.experiments import train_agent
 from lpg_tf.learning import evaluation
@@ -58,7 +59,7 @@ from lpg_tf.learning import random_policy
 from lpg_tf.meta import lifetime_settings
 from lpg_tf.rules import base as rule_base
 
-ALL = "all"
+ALL = cli.ALL
 ALL_ENVS = tuple(envs.NAMES) + minatar.NAMES
 GAMMA = train_agent.DEFAULT_GAMMA
 DEFAULT_NUM_ENVS = train_agent.DEFAULT_NUM_ENVS
@@ -70,25 +71,9 @@ OUTPUTS = (RESULTS_JSON, RESULTS_MD, CURVES_DIR)
 
 
 def resolve_envs(names: Sequence[str]) -> List[str]:
-  """The environments of `--envs`: "all" (ALL_ENVS) or names, each once.
-
-  Raises:
-    ConfigError: an unknown name (the message lists the valid ones), a
-      repeated one, or none.
-  """
-  resolved: List[str] = []
-  for name in (n.strip() for n in names):
-    for env_name in (ALL_ENVS if name == ALL else (name,)):
-      if env_name not in ALL_ENVS:
-        raise errors.ConfigError(
-            f"Unknown environment {env_name!r} in --envs; valid: {ALL}, "
-            f"{', '.join(ALL_ENVS)}")
-      if env_name in resolved:
-        raise errors.ConfigError(f"--envs names {env_name} twice")
-      resolved.append(env_name)
-  if not resolved:
-    raise errors.ConfigError("--envs names no environment")
-  return resolved
+  """The environments of `--envs`: "all" (ALL_ENVS) or names, each once
+  (`cli.resolve_names`)."""
+  return cli.resolve_names(names, ALL_ENVS, "envs", "environment")
 
 
 def env_steps(env_name: str, lifetime_scale: float, max_steps: Optional[int],
