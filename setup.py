@@ -26,6 +26,11 @@ INSTALL_REQUIRES = [
     "tf2onnx==1.17.*",
     "onnx==1.18.*",
     "onnxruntime==1.32.*",
+    # Population-based training of meta-learners (launchers/pbt_meta_train.py)
+    # runs its members as Ray Tune trials. Tune imports pyarrow, whose 26.0
+    # needs numpy 2; 25 is the last that runs on numpy 1.x.
+    "ray[tune]==2.60.*",
+    "pyarrow<26",
 ]
 
 EXTRAS_REQUIRE = {

@@ -65,7 +65,8 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
+from typing import (Any, Callable, Dict, Iterable, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
 from absl import logging
 import ml_collections
@@ -420,9 +421,15 @@ class Progress:
     self._logger.close()
 
 
+# Called after each checkpoint with the meta-step and the numbers logged last.
+CheckpointCallback = Callable[[int, Mapping[str, float]], None]
+
+
 def meta_train(config: ml_collections.ConfigDict, workdir: str,
                resume: bool = False,
-               init_rule: Optional[str] = None) -> Dict[str, float]:
+               init_rule: Optional[str] = None,
+               on_checkpoint: Optional[CheckpointCallback] = None,
+               resumable_fields: Sequence[str] = ()) -> Dict[str, float]:
   """Runs (or continues) meta-training up to `config.num_meta_steps` meta-steps.
 
   Args:
@@ -432,6 +439,12 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
       it, a run with the same config in `workdir` is continued all the same.
     init_rule: an exported rule (SavedModel directory), or a rule shipped
       with the package (`pretrained` or `pretrained:NAME`), to start eta from.
+    on_checkpoint: called after every checkpoint (and rule export) with the
+      meta-step and the numbers logged last; population-based training
+      reports members' checkpoints to its scheduler through it.
+    resumable_fields: dotted config keys that may change when the run
+      continues, besides RESUMABLE_FIELDS (population-based training changes
+      a member's hyperparameters between its segments).
 
   Returns:
     The last logged numbers (empty if the run was already complete).
@@ -463,16 +476,19 @@ def meta_train(config: ml_collections.ConfigDict, workdir: str,
     export.check_sizes(build_rule(config), init_rule)
   with stop_signals.StopRequests() as stop:
     lock, start_from = run_directory.open_run(
-        workdir, _config_json(config), RESUMABLE_FIELDS, resume, init_rule,
+        workdir, _config_json(config),
+        RESUMABLE_FIELDS + tuple(resumable_fields), resume, init_rule,
         ADDED_FIELDS)
     with lock:
-      return _run(config, workdir, strategy, start_from, init_rule, stop)
+      return _run(config, workdir, strategy, start_from, init_rule, stop,
+                  on_checkpoint)
 
 
 def _run(config: ml_collections.ConfigDict, workdir: str,
          strategy: tf.distribute.Strategy, start_from: Optional[str],
          init_rule: Optional[str],
-         stop: stop_signals.StopRequests) -> Dict[str, float]:
+         stop: stop_signals.StopRequests,
+         on_checkpoint: Optional[CheckpointCallback]) -> Dict[str, float]:
   """meta_train's loop, in a locked run directory."""
   _log_run_length(config)
   _log_rule(config)
@@ -551,6 +567,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
     if step % config.checkpoint_every == 0 or step == config.num_meta_steps:
       save(manager, meta_trainer, workdir, step)
       saved_step = step
+      if on_checkpoint is not None:
+        on_checkpoint(step, numbers)
   progress.close(step)
   if validator is not None and validator.best_step is not None:
     logging.info("Best validation score %.4g at meta-step %d; its rule is in %s",

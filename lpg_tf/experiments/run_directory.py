@@ -235,9 +235,28 @@ def _with_added_fields(saved: Dict[str, Any],
   return saved
 
 
+def _leaves(config: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+  """`config`'s values by dotted key ("meta.learning_rate")."""
+  leaves = {}
+  for key, value in config.items():
+    if isinstance(value, dict) and value:
+      leaves.update(_leaves(value, f"{prefix}{key}."))
+    else:
+      leaves[f"{prefix}{key}"] = value
+  return leaves
+
+
 def _differences(saved: Dict[str, Any], current: Dict[str, Any],
                  resumable_fields: Sequence[str]) -> Sequence[str]:
-  keys = (set(saved) | set(current)) - set(resumable_fields)
+  """The config values that differ, but for `resumable_fields` (dotted keys:
+  a field covers the keys under it)."""
+  saved, current = _leaves(saved), _leaves(current)
+
+  def resumable(key: str) -> bool:
+    return any(key == field or key.startswith(field + ".")
+               for field in resumable_fields)
+
+  keys = {k for k in set(saved) | set(current) if not resumable(k)}
   return [f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}"
           for k in sorted(keys) if saved.get(k) != current.get(k)]
 
@@ -252,7 +271,8 @@ def open_run(workdir: str, config_json: Dict[str, Any],
   Args:
     workdir: the run directory; created if missing.
     config_json: the run's config as JSON data.
-    resumable_fields: top-level config fields a continued run may change.
+    resumable_fields: config fields a continued run may change (top-level
+      or dotted, e.g. "meta.learning_rate").
     resume: the user asked to continue a run (`--resume`): a directory with no
       run is then an error.
     init_rule: the run starts eta from this exported rule; refused for a

@@ -4,10 +4,16 @@ Preemptible machines and TPU maintenance send SIGTERM, a user presses Ctrl-C
 (SIGINT). Inside `StopRequests`, the first such signal only records itself: the
 training loop checks `requested` after each step, saves and exits. A second
 signal stops the process at once, with the same exit status.
+
+Python delivers signals to the main thread only, and only there may handlers be
+installed. A run inside a worker thread (a Ray Tune trial runs its function in
+one) leaves the signals to whoever owns the process: `StopRequests` then
+records nothing and the process's owner stops it.
 """
 
 import signal
 import sys
+import threading
 import types
 from typing import Optional
 
@@ -39,6 +45,8 @@ class StopRequests:
                     "signal stops at once)", name)
 
   def __enter__(self) -> "StopRequests":
+    if threading.current_thread() is not threading.main_thread():
+      return self
     for number in SIGNALS:
       self._previous[number] = signal.signal(number, self._handle)
     return self

@@ -63,6 +63,20 @@ class PolicyTest(absltest.TestCase):
       with self.assertRaisesRegex(errors.ConfigError, "another config.*hidden_size"):
         open_and_release(workdir, dict(CONFIG, rule={"hidden_size": 9}), resume)
 
+  def test_dotted_resumable_fields_cover_only_their_keys(self):
+    workdir = self.create_tempdir().full_path
+    config = dict(CONFIG, meta={"learning_rate": 0.001, "es": {"sigma": 0.01}})
+    open_and_release(workdir, config)
+    retuned = dict(CONFIG, meta={"learning_rate": 0.002, "es": {"sigma": 0.05}})
+    lock, _ = run_directory.open_run(
+        workdir, retuned, RESUMABLE + ("meta.learning_rate", "meta.es"), False,
+        None)
+    lock.release()
+    with self.assertRaisesRegex(errors.ConfigError,
+                                "meta.es.sigma: saved 0.05, now 0.01"):
+      open_and_release(workdir, dict(config, meta={"learning_rate": 0.002,
+                                                   "es": {"sigma": 0.01}}))
+
   def test_resume_needs_a_run_and_init_rule_a_new_one(self):
     with self.assertRaisesRegex(run_directory.RunError, "does not exist"):
       open_and_release(os.path.join(self.create_tempdir().full_path, "none"),

@@ -1,0 +1,170 @@
+"""lpg_tf/experiments/pbt_meta_train.py: settings refused before Ray starts, a
+member's config, the exact copy of a member's state (exploit), and, marked
+slow, a real population on a local Ray instance through the launcher."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from absl.testing import absltest
+import numpy as np
+import pytest
+import ray
+
+from lpg_tf import errors
+from lpg_tf import export
+from lpg_tf.experiments import meta_train
+from lpg_tf.experiments import pbt_meta_train
+from lpg_tf.experiments import run_directory
+from lpg_tf.meta import pbt
+from tests.meta.test_trainer import VALIDATED
+from tests.meta.test_trainer import copy_of
+from tests.meta.test_trainer import rule_weights
+from tests.meta.test_trainer import straight_run
+from tests.meta.test_trainer import tiny_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def settings(members=2, interval=2, modes=(), **overrides):
+  return pbt_meta_train.Settings(
+      config=tiny_config(**{"num_meta_steps": 4, **overrides}), members=members,
+      interval=interval, modes=modes)
+
+
+class CheckTest(absltest.TestCase):
+
+  def test_bad_settings_are_refused_before_ray_starts(self):
+    for bad, message in (
+        (settings(members=1), "at least 2 members"),
+        (settings(interval=8), "shorter than one exploit interval"),
+        (settings(interval=3), "must be a multiple of --interval"),
+        (settings(modes=("gradient", "sgd")), "Unknown optimiser modes"),
+        (settings(**{"meta.learning_rate": 0.5}), "outside the PBT search space"),
+        (settings(**{"population.envs": ("no/such_env",)}), "no/such_env")):
+      workdir = os.path.join(self.create_tempdir().full_path, "pbt")
+      with self.assertRaisesRegex(errors.ConfigError, message):
+        pbt_meta_train.pbt_meta_train(bad, workdir)
+      self.assertFalse(os.path.exists(workdir))
+      self.assertFalse(ray.is_initialized())
+
+  def test_a_second_population_in_the_same_directory_is_refused(self):
+    workdir = self.create_tempdir().full_path
+    with run_directory.RunLock(workdir):
+      with self.assertRaisesRegex(run_directory.RunError, "in use"):
+        pbt_meta_train.pbt_meta_train(settings(), workdir)
+    self.assertFalse(ray.is_initialized())
+
+  def test_a_directory_of_another_population_is_refused(self):
+    workdir = self.create_tempdir().full_path
+    pbt_meta_train._open(workdir, settings(members=2))  # pylint: disable=protected-access
+    pbt_meta_train._open(workdir, settings(members=2))  # pylint: disable=protected-access
+    with self.assertRaisesRegex(errors.ConfigError, "other settings"):
+      pbt_meta_train._open(workdir, settings(members=3))  # pylint: disable=protected-access
+
+  def test_members_start_from_the_config_then_draw_from_the_space(self):
+    members = pbt_meta_train.check(settings(members=3, modes=("gradient", "hybrid")))
+    config = tiny_config()
+    self.assertEqual(members[0]["meta.learning_rate"], config.meta.learning_rate)
+    self.assertEqual(members[0]["population.num_inner_updates"],
+                     config.population.num_inner_updates)
+    self.assertEqual([m["meta.optimiser"] for m in members],
+                     ["gradient", "hybrid", "gradient"])
+    self.assertNotEqual(members[1]["meta.learning_rate"],
+                        members[2]["meta.learning_rate"])
+
+  def test_member_config_sets_the_hyperparameters_and_the_periods(self):
+    base = tiny_config(**{"num_meta_steps": 40})
+    config = pbt_meta_train.member_config(
+        base, {"meta.learning_rate": 0.004, "population.num_inner_updates": 3,
+               "meta.es.sigma": 0.05, "meta.optimiser": "hybrid"}, interval=20)
+    self.assertEqual(config.meta.learning_rate, 0.004)
+    self.assertEqual(config.population.num_inner_updates, 3)
+    self.assertEqual(config.meta.es.sigma, 0.05)
+    self.assertEqual(config.meta.optimiser, "hybrid")
+    self.assertEqual((config.validation.every, config.checkpoint_every), (20, 20))
+    self.assertEqual(base.meta.learning_rate, tiny_config().meta.learning_rate)
+
+
+class ExploitTest(absltest.TestCase):
+
+  def test_a_copied_member_continues_exactly_as_its_donor(self):
+    """Package a run stopped at ckpt-2 as a member's report, restore it into
+    another member's directory (which held a run of its own) and continue: the
+    same eta as the donor's straight run, and a report at the next interval."""
+    straight, at_ckpt_2 = straight_run()
+    donor = copy_of(self, at_ckpt_2)
+    report = self.create_tempdir().full_path
+    hyperparameters = {"meta.learning_rate": tiny_config().meta.learning_rate}
+    pbt_meta_train.package_member(donor, report, {
+        "member": "donor", "meta_step": 2, "fitness": 0.25,
+        "hyperparameters": hyperparameters})
+    recipient = copy_of(self, straight)  # Its own run, at meta-step 4.
+    record = pbt_meta_train.restore_member(report, recipient)
+    self.assertEqual(record["member"], "donor")
+    self.assertEqual(record["fitness"], 0.25)
+    for name in os.listdir(os.path.join(donor, meta_train.CHECKPOINT_DIR)):
+      with open(os.path.join(donor, meta_train.CHECKPOINT_DIR, name), "rb") as a, \
+           open(os.path.join(recipient, meta_train.CHECKPOINT_DIR, name), "rb") as b:
+        self.assertEqual(a.read(), b.read(), name)
+    reports = []
+    config = pbt_meta_train.member_config(
+        tiny_config(**VALIDATED), hyperparameters, interval=2)
+    meta_train.meta_train(
+        config, recipient, on_checkpoint=lambda s, n: reports.append((s, dict(n))),
+        resumable_fields=tuple(pbt_meta_train.SEARCH_SPACE))
+    for (name_a, a), (name_b, b) in zip(rule_weights(straight),
+                                        rule_weights(recipient)):
+      self.assertEqual(name_a, name_b)
+      np.testing.assert_array_equal(a, b)
+    self.assertEqual([s for s, _ in reports], [4])
+    self.assertIn("validation/score", reports[0][1])
+
+
+@pytest.mark.slow
+class LauncherTest(absltest.TestCase):
+
+  def test_a_population_on_a_local_ray_instance(self):
+    """Two members on a local Ray instance for four intervals: lineage, result,
+    the best member's rule, exploits that copy real reports, and a rerun that
+    finds the population complete."""
+    workdir = os.path.join(self.create_tempdir().full_path, "pbt")
+    command = [sys.executable, os.path.join(REPO, "launchers", "pbt_meta_train.py"),
+               "--config=tests/experiments/tiny_meta_config.py",
+               "--config.num_meta_steps=8", "--config.validation.lifetimes=1",
+               "--members=2", "--interval=2", f"--workdir={workdir}"]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    for _ in range(2):
+      run = subprocess.run(command, cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=1200, check=False)
+      self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+    records = pbt.read_lineage(os.path.join(workdir, pbt_meta_train.LINEAGE_NAME))
+    starts = [r for r in records if r["event"] == "start"]
+    self.assertLen(starts, 2)
+    members = {r["member"] for r in starts}
+    exploits = [r for r in records if r["event"] == "exploit"]
+    self.assertNotEmpty(exploits)
+    for record in exploits:
+      self.assertIn(record["donor"], members - {record["member"]})
+      self.assertEqual(record["meta_step"] % 2, 0)
+      for key, bounds in pbt_meta_train.SEARCH_SPACE.items():
+        self.assertBetween(record["hyperparameters"][key], bounds.low, bounds.high)
+    with open(os.path.join(workdir, pbt_meta_train.RESULT_NAME)) as f:
+      result = json.load(f)
+    self.assertEqual({m["member"] for m in result["members"]}, members)
+    best = max(result["members"], key=lambda m: m["fitness"])
+    self.assertEqual(result["best"], best["member"])
+    rule = meta_train.build_rule(tiny_config())
+    export.load_rule_into(rule, os.path.join(workdir, pbt_meta_train.RULE_DIR))
+    exported = sorted(v.numpy().tobytes() for v in rule.variables)
+    reported = meta_train.build_rule(tiny_config())
+    export.load_rule_into(reported, os.path.join(best["checkpoint"],
+                                                 pbt_meta_train.RULE_DIR))
+    self.assertEqual(exported, sorted(v.numpy().tobytes() for v in reported.variables))
+    shutil.rmtree(workdir)
+
+
+if __name__ == "__main__":
+  absltest.main()
