@@ -11,6 +11,7 @@ from absl.testing import parameterized
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 META_TRAIN = os.path.join(REPO, "launchers", "tpu_meta_train.py")
 TRAIN_AGENT = os.path.join(REPO, "launchers", "train_agent.py")
+PBT = os.path.join(REPO, "launchers", "pbt_meta_train.py")
 
 
 def run(launcher, *args):
@@ -52,6 +53,15 @@ class LauncherErrorsTest(parameterized.TestCase):
     result = run(META_TRAIN, "--help")
     self.assertIn("--workdir", result.stdout)
     self.assertEqual(result.stderr, "")
+
+  def test_pbt_refuses_one_member_before_ray_starts(self):
+    # The other refusals: tests/experiments/test_pbt_meta_train.py, in process.
+    workdir = os.path.join(self.create_tempdir().full_path, "pbt")
+    result = run(PBT, f"--workdir={workdir}", "--members=1")
+    self.assertEqual(result.returncode, 1, result.stderr)
+    self.assertEqual(result.stderr.strip(), "Error: Population-based training "
+                     "needs at least 2 members (--members), got 1")
+    self.assertFalse(os.path.exists(workdir))
 
   def test_train_agent_gamma_out_of_range(self):
     workdir = os.path.join(self.create_tempdir().full_path, "run")
