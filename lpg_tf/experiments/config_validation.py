@@ -129,18 +129,10 @@ COMBINATIONS: Tuple[Tuple[Callable[[Dict[str, Any]], bool], str], ...] = (
      and c["total_env_steps"] is not None,
      "config.total_env_steps counts the meta-gradient's environment steps; "
      "with config.meta.optimiser='es' give config.num_meta_steps instead"),
-    (lambda c: c["meta.optimiser"] == "es"
-     and (c["population.shards"] > 1 or c["cpu_devices"] > 1),
-     "config.meta.optimiser='es' runs on one replica and one shard for now: "
-     "leave config.population.shards and config.cpu_devices at 1"),
     (lambda c: c["meta.optimiser"] == "hybrid"
      and c["total_env_steps"] is not None,
      "config.total_env_steps counts the meta-gradient's environment steps; "
      "with config.meta.optimiser='hybrid' give config.num_meta_steps instead"),
-    (lambda c: c["meta.optimiser"] == "hybrid"
-     and (c["population.shards"] > 1 or c["cpu_devices"] > 1),
-     "config.meta.optimiser='hybrid' runs on one replica and one shard, as "
-     "ES does: leave config.population.shards and config.cpu_devices at 1"),
 )
 
 

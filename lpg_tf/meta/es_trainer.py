@@ -18,6 +18,13 @@ config's `meta.optimiser` picks one. One step:
      (`Population.advance`, `Population.finish`), so the bandit of Eq. 6 keeps
      drawing alpha from their final returns.
 
+On a strategy with several replicas the population's shards are shared out as
+for the meta-gradient (`meta.sharding`): every replica runs every member on its
+own shards in the compiled window, and the members' fitness, the centre's
+states and the metrics of every shard are gathered back in the population's
+order, so the estimate is the one a single replica computes. The noise and
+Adam stay outside, on the gathered fitness: eta is the same on every replica.
+
 Defaults (`ESSpec`), measured on configs/bench_tabular.py's shape (one
 tabular grid, 8 lifetimes x 64 environments, T = 20, LSTM 256, XLA, a 2-core
 machine shared with other jobs, so throughput per CPU-second): the cost of a
@@ -33,7 +40,7 @@ takes under half a minute on this machine.
 """
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 from absl import logging
 import numpy as np
@@ -45,6 +52,7 @@ from lpg_tf import errors
 from lpg_tf.meta import es
 from lpg_tf.meta import es_step
 from lpg_tf.meta import population as population_lib
+from lpg_tf.meta import sharding
 from lpg_tf.meta import trainer as trainer_lib
 from lpg_tf.rules import lpg
 
@@ -112,6 +120,21 @@ def env_steps_per_step(spec: ESSpec,
           * (spec.population_size + 1) * num_lifetimes)
 
 
+class _WindowOutput(NamedTuple):
+  """What the compiled window returns, one entry per group.
+
+  Attributes:
+    fitness: `[M]` per group, the members' fitness (member 0 the centre).
+    states: the centre's states after the window.
+    ends: the centre's `LifetimeEnd`s.
+    metrics: scalar tensors worth logging (`trainer.group_numbers`).
+  """
+  fitness: List[tf.Tensor]
+  states: List[population_lib.LifetimeState]
+  ends: List[population_lib.LifetimeEnd]
+  metrics: List[Dict[str, tf.Tensor]]
+
+
 class ESTrainer(tf.Module):
   """Meta-trains an LPG rule by evolution strategies on a population."""
 
@@ -136,7 +159,8 @@ class ESTrainer(tf.Module):
         trainer's own.
 
     Raises:
-      errors.ConfigError: several replicas, or bad settings.
+      errors.ConfigError: the shards do not split evenly over the replicas,
+        or bad settings.
       ValueError: `shared_with` trains another rule or population.
     """
     super().__init__(name="es_trainer")
@@ -145,10 +169,8 @@ class ESTrainer(tf.Module):
     self._spec = spec
     self._seed = seed
     self._strategy = strategy or tf.distribute.get_strategy()
-    if self._strategy.num_replicas_in_sync > 1:
-      raise errors.ConfigError(
-          "Evolution strategies over several replicas is not implemented yet; "
-          "run with the default strategy (one device)")
+    sharding.check_replicas(population.shards,
+                            self._strategy.num_replicas_in_sync)
     self._num_members = spec.population_size + 1
     if shared_with is not None and (shared_with.rule is not rule
                                     or shared_with.population.spec != population):
@@ -172,25 +194,48 @@ class ESTrainer(tf.Module):
             seed=[seed, 0], prediction_size=population.prediction_size))
         for group in self.population.groups]
     self._compiled_window = tf.function(self._window, jit_compile=jit_compile)
+    self._replicated_window = tf.function(self._sharded_window)
 
   def _window(self, states: List[population_lib.LifetimeState],
-              member_params: List[tf.Tensor]):
+              member_params: List[tf.Tensor]) -> _WindowOutput:
+    """Every member through one window on the groups whose states are
+    `states`: the whole population, or a replica's shards (run on the first
+    shards' groups, which every shard's groups resemble in all but state)."""
     spec = self.population.spec
     results = es_step.evaluate_members(
-        self.rule, self._member_groups, states, member_params,
+        self.rule, self._member_groups[:len(states)], states, member_params,
         self._spec.window, spec.unroll_length)
     new_states, ends = self.population.advance(
         [r.state for r in results], [r.return_sum for r in results],
         [r.episodes for r in results], [r.policy_entropy for r in results],
         [r.finite for r in results], steps_taken=self.env_steps_per_lifetime)
-    fitness = tf.stack([r.fitness for r in results], axis=1)  # [P, G]
-    metrics = {
-        group.name_for_logs: {
-            "return_sum": tf.reduce_sum(r.return_sum),
-            "episodes": tf.reduce_sum(r.episodes),
-            "policy_entropy": tf.reduce_mean(r.policy_entropy),
-        } for group, r in zip(self.population.groups, results)}
-    return fitness, new_states, ends, metrics
+    metrics = [{"return_sum": tf.reduce_sum(r.return_sum),
+                "episodes": tf.reduce_sum(r.episodes),
+                "policy_entropy": tf.reduce_mean(r.policy_entropy)}
+               for r in results]
+    return _WindowOutput([r.fitness for r in results], new_states, ends,
+                         metrics)
+
+  def _sharded_window(self, states: Any,
+                      member_params: List[tf.Tensor]) -> _WindowOutput:
+    """The window of the whole population on several replicas: each runs
+    every member on its shards (`sharding.distribute`); the fitness, states,
+    ends and metrics of every shard come back in the population's order, so
+    the estimate is the one a single replica makes."""
+    # A lambda, not the compiled function: see MetaTrainer._sharded_step.
+    out = self._strategy.run(lambda s, p: self._compiled_window(s, p),
+                             args=(states, member_params))
+    return _WindowOutput(*(sharding.gather(self._strategy, per_replica)
+                           for per_replica in out))
+
+  def _window_all(self, member_params: List[tf.Tensor]) -> _WindowOutput:
+    """The compiled window of the whole population, on every replica."""
+    states = self.population.read()
+    if self._strategy.num_replicas_in_sync == 1:
+      return self._compiled_window(states, member_params)
+    return self._replicated_window(
+        sharding.distribute(self._strategy, states,
+                            self.population.spec.shards), member_params)
 
   def noise(self, step: int) -> List[tf.Tensor]:
     """The members' noise `[P, ...]` per variable of eta at ES step `step`."""
@@ -208,8 +253,8 @@ class ESTrainer(tf.Module):
                            self._spec.sigma)
     member_params = [tf.concat([v[tf.newaxis], p], axis=0)
                      for v, p in zip(variables, perturbed)]
-    fitness, states, ends, metrics = self._compiled_window(
-        self.population.read(), member_params)
+    out = self._window_all(member_params)
+    fitness = tf.stack(out.fitness, axis=1)  # [M, groups]
     grads = es.gradient_estimate(noise, es.shaped_utilities(fitness),
                                  self._spec.sigma)
     finite = all(bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads)
@@ -229,15 +274,9 @@ class ESTrainer(tf.Module):
         "meta_gradient_norm": float(norm) if finite else float("nan"),
         "es/fitness_spread": float(scored.std()) if scored.size else float("nan"),
     }
-    numbers.update(self.population.finish(states, ends))
-    for group_name, group_metrics in metrics.items():
-      values = {k: float(v) for k, v in group_metrics.items()}
-      episodes = values.pop("episodes")
-      return_sum = values.pop("return_sum")
-      if episodes:
-        numbers[f"{group_name}/episode_return"] = return_sum / episodes
-      for key, value in values.items():
-        numbers[f"{group_name}/{key}"] = value
+    numbers.update(self.population.finish(out.states, out.ends))
+    numbers.update(trainer_lib.group_numbers(self.population.groups,
+                                             out.metrics))
     return numbers
 
   @property

@@ -81,20 +81,17 @@ class HybridTrainer(tf.Module):
       es_every: every es_every-th step is an ES step (>= 1).
       seed: seed of everything random in the run.
       strategy: variables are created under its scope (default strategy if
-        None); one replica only, as for ES.
+        None); its replicas share out the population's shards, for both
+        kinds of step.
       jit_compile: compile the meta-step and the ES window with XLA.
 
     Raises:
-      errors.ConfigError: bad settings or several replicas.
+      errors.ConfigError: bad settings, or shards that do not split evenly
+        over the replicas.
     """
     super().__init__(name="hybrid_trainer")
     check_es_every(es_every)
     es_trainer.check_spec(es, population)
-    strategy = strategy or tf.distribute.get_strategy()
-    if strategy.num_replicas_in_sync > 1:
-      raise errors.ConfigError(
-          "The hybrid trainer runs on one replica, as ES does; run with the "
-          "default strategy (one device)")
     self._es_every = es_every
     self._gradient = trainer_lib.MetaTrainer(
         rule, population, meta, seed, strategy=strategy,

@@ -31,7 +31,7 @@ lifetime. With one replica the compiled meta-step is called directly.
 """
 
 import dataclasses
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 from absl import logging
 import sonnet as snt
@@ -85,6 +85,30 @@ class MetaStepOutput(NamedTuple):
 # Per-group metrics summed over a group's shards; the others are averaged
 # (shards are equal in size, so the mean of their means is the mean).
 _SUMMED_OVER_SHARDS = ("return_sum", "episodes", "excluded_lifetimes")
+
+
+def group_numbers(groups: Sequence[population_lib.LifetimeGroup],
+                  metrics: Sequence[Dict[str, tf.Tensor]]) -> Dict[str, float]:
+  """Per-group metrics (one dict per group, in the population's order) as
+  numbers to log under "<group name>/<key>", merged over the shards of each
+  group name: "return_sum" and "episodes" become "episode_return", counts
+  (`_SUMMED_OVER_SHARDS`) are summed, the rest averaged."""
+  merged: Dict[str, Dict[str, List[float]]] = {}
+  for group, group_metrics in zip(groups, metrics):
+    for key, value in group_metrics.items():
+      merged.setdefault(group.name_for_logs, {}).setdefault(key, []).append(
+          float(value))
+  numbers = {}
+  for name, by_key in merged.items():
+    values = {key: (sum(v) if key in _SUMMED_OVER_SHARDS else sum(v) / len(v))
+              for key, v in by_key.items()}
+    episodes = values.pop("episodes")
+    return_sum = values.pop("return_sum")
+    if episodes:
+      numbers[f"{name}/episode_return"] = return_sum / episodes
+    for key, value in values.items():
+      numbers[f"{name}/{key}"] = value
+  return numbers
 
 
 class MetaTrainer(tf.Module):
@@ -207,27 +231,8 @@ class MetaTrainer(tf.Module):
                "meta_gradient_finite": float(finite),
                "meta_gradient_norm": float(norm) if finite else float("nan")}
     numbers.update(self.population.finish(out.states, out.ends))
-    for group_name, values in self._metrics_by_name(out.metrics).items():
-      episodes = values.pop("episodes")
-      return_sum = values.pop("return_sum")
-      if episodes:
-        numbers[f"{group_name}/episode_return"] = return_sum / episodes
-      for key, value in values.items():
-        numbers[f"{group_name}/{key}"] = value
+    numbers.update(group_numbers(self.population.groups, out.metrics))
     return numbers
-
-  def _metrics_by_name(self, metrics: List[Dict[str, tf.Tensor]]
-                      ) -> Dict[str, Dict[str, float]]:
-    """Per-group metrics merged over the shards of each group name."""
-    merged: Dict[str, Dict[str, List[float]]] = {}
-    for group, group_metrics in zip(self.population.groups, metrics):
-      for key, value in group_metrics.items():
-        merged.setdefault(group.name_for_logs, {}).setdefault(key, []).append(
-            float(value))
-    return {name: {key: (sum(values) if key in _SUMMED_OVER_SHARDS
-                         else sum(values) / len(values))
-                   for key, values in by_key.items()}
-            for name, by_key in merged.items()}
 
   @property
   def inner_env_steps_per_step(self) -> int:

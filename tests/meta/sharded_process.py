@@ -5,6 +5,7 @@ pytest process running other tests has long done.
   PYTHONPATH=. python tests/meta/sharded_process.py helpers OUT.json
   PYTHONPATH=. python tests/meta/sharded_process.py trainer OUT.npz REPLICAS...
   PYTHONPATH=. python tests/meta/sharded_process.py resume OUT.npz DIR
+  PYTHONPATH=. python tests/meta/sharded_process.py hybrid OUT.npz REPLICAS...
 
 `helpers` checks `meta.sharding` on two logical devices with hand-made values
 and writes what it found as JSON. `trainer` splits the CPU into max(REPLICAS)
@@ -15,7 +16,8 @@ every lifetime has reached its end; it writes eta and what the bandit and the
 step saw, per replica count. `resume` runs meta_train on two logical devices
 in DIR/straight (4 meta-steps, a copy of the directory taken after ckpt-2),
 continues copies of that snapshot on two devices and on one, and writes the
-three final etas.
+three final etas. `hybrid` is `trainer` for the hybrid trainer, alternating
+ES and meta-gradient steps (HYBRID_OVERRIDES), without the final step.
 """
 
 import json
@@ -32,6 +34,9 @@ SHARDS = 4
 OVERRIDES = {"population.envs": ("chain/short",),
              "population.lifetimes_per_env": SHARDS,
              "population.shards": SHARDS}
+# `hybrid`: an ES step every second step, 4 members.
+HYBRID_OVERRIDES = {"meta.optimiser": "hybrid", "meta.hybrid.es_every": 2,
+                    "meta.es.population_size": 4, "meta.es.window": 4}
 # meta_train's run for `resume`: two shards of one lifetime.
 RESUME_OVERRIDES = {"population.envs": ("chain/short",),
                     "population.shards": 2}
@@ -104,6 +109,32 @@ def trainer(out_path: str, replica_counts: list) -> None:
   np.savez(out_path, **results)
 
 
+def hybrid(out_path: str, replica_counts: list) -> None:
+  """eta after STEPS hybrid steps (ES and meta-gradient) per replica count."""
+  devices = strategy_lib.cpu_device_names(max(replica_counts))
+  import sonnet as snt  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tests.meta import test_trainer  # pylint: disable=g-import-not-at-top
+  from lpg_tf.experiments import meta_train  # pylint: disable=g-import-not-at-top
+
+  config = test_trainer.tiny_config(**OVERRIDES, **HYBRID_OVERRIDES)
+  results = {}
+  for replicas in replica_counts:
+    strategy = (tf.distribute.get_strategy() if replicas == 1
+                else snt.distribute.Replicator(devices[:replicas]))
+    tf.random.set_seed(config.seed)
+    rule = meta_train.build_rule(config)
+    with strategy.scope():
+      meta_trainer = meta_train.build_trainer(config, rule, strategy,
+                                              jit_compile=False)
+    es_steps = sum(meta_trainer.step()["hybrid/es_step"] for _ in range(STEPS))
+    results[f"eta_{replicas}"] = np.concatenate(
+        [v.numpy().ravel() for v in rule.trainable_variables])
+    results[f"es_steps_{replicas}"] = es_steps
+    results[f"lifetimes_{replicas}"] = meta_trainer.population.num_lifetimes
+  np.savez(out_path, **results)
+
+
 def resume(out_path: str, root: str) -> None:
   """Final eta of a 2-replica run, and of its ckpt-2 resumed on 2 and 1."""
   strategy_lib.configure_cpu_devices(2)
@@ -133,5 +164,7 @@ if __name__ == "__main__":
     helpers(sys.argv[2])
   elif sys.argv[1] == "resume":
     resume(sys.argv[2], sys.argv[3])
+  elif sys.argv[1] == "hybrid":
+    hybrid(sys.argv[2], [int(n) for n in sys.argv[3:]])
   else:
     trainer(sys.argv[2], [int(n) for n in sys.argv[3:]])

@@ -128,12 +128,12 @@ class InputErrorsTest(absltest.TestCase):
          "longer than a chain/short lifetime"),
         ({"num_meta_steps": None, "total_env_steps": 1e6},
          "total_env_steps.*num_meta_steps"),
-        ({"population.shards": 2}, "one replica and one shard"),
-        ({"cpu_devices": 2, "population.shards": 2},
-         "one replica and one shard")):
+        ({"cpu_devices": 2}, "shards cannot be split evenly")):
       with self.subTest(overrides=overrides), \
           self.assertRaisesRegex(errors.ConfigError, message):
         meta_train.validate(es_config(**overrides))
+    # Shards over replicas: tests/meta/test_sharding.py.
+    meta_train.validate(es_config(**{"cpu_devices": 2, "population.shards": 2}))
 
   def test_the_default_is_the_meta_gradient(self):
     config = test_trainer.tiny_config()

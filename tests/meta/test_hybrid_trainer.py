@@ -143,12 +143,12 @@ class InputErrorsTest(absltest.TestCase):
         ({"meta.es.window": 1}, "window must be an integer >= 2"),
         ({"num_meta_steps": None, "total_env_steps": 1e6},
          "total_env_steps.*num_meta_steps"),
-        ({"population.shards": 2}, "hybrid.*one replica and one shard"),
-        ({"cpu_devices": 2, "population.shards": 2},
-         "hybrid.*one replica and one shard")):
+        ({"cpu_devices": 2}, "shards cannot be split evenly")):
       with self.subTest(overrides=overrides), \
           self.assertRaisesRegex(errors.ConfigError, message):
         meta_train.validate(hybrid_config(**overrides))
+    meta_train.validate(hybrid_config(**{"cpu_devices": 2,
+                                         "population.shards": 2}))
 
   def test_the_trainer_refuses_bad_settings_too(self):
     config = hybrid_config()

@@ -119,6 +119,18 @@ class ReplicaCountTest(absltest.TestCase):
     self.assertGreater(np.abs(found["eta_1"]).max(), 0)
 
 
+  def test_es_and_meta_gradient_steps_do_not_depend_on_the_replica_count(self):
+    tmp = self.create_tempdir().full_path
+    run_process("hybrid", os.path.join(tmp, "h.npz"), "1", "2")
+    found = np.load(os.path.join(tmp, "h.npz"))
+    self.assertGreaterEqual(found["es_steps_2"], 1)
+    self.assertEqual(found["es_steps_1"], found["es_steps_2"])
+    self.assertEqual(found["lifetimes_2"], sharded_process.SHARDS)
+    np.testing.assert_allclose(found["eta_2"], found["eta_1"], rtol=0,
+                               atol=ETA_TOLERANCE)
+    self.assertGreater(np.abs(found["eta_1"]).max(), 0)
+
+
 @pytest.mark.slow
 class ResumeTest(absltest.TestCase):
   """A 2-replica meta_train run stopped after ckpt-2 and resumed (minutes)."""
