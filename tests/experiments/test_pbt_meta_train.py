@@ -88,30 +88,52 @@ class CheckTest(absltest.TestCase):
     self.assertEqual(base.meta.learning_rate, tiny_config().meta.learning_rate)
 
 
+def exploit(test, straight, donor):
+  """Packages the run `donor` as a member's report at meta-step 2 and restores
+  it into a copy of the run `straight` (a member with a run of its own, at
+  meta-step 4); returns the recipient's directory and the record read back."""
+  report = test.create_tempdir().full_path
+  pbt_meta_train.package_member(donor, report, {
+      "member": "donor", "meta_step": 2, "fitness": 0.25,
+      "hyperparameters": HYPERPARAMETERS})
+  recipient = copy_of(test, straight)
+  return recipient, pbt_meta_train.restore_member(report, recipient)
+
+
+HYPERPARAMETERS = {"meta.learning_rate": tiny_config().meta.learning_rate}
+
+
 class ExploitTest(absltest.TestCase):
 
-  def test_a_copied_member_continues_exactly_as_its_donor(self):
-    """Package a run stopped at ckpt-2 as a member's report, restore it into
-    another member's directory (which held a run of its own) and continue: the
-    same eta as the donor's straight run, and a report at the next interval."""
+  def test_the_recipient_holds_the_donors_checkpoints_and_config(self):
     straight, at_ckpt_2 = straight_run()
-    donor = copy_of(self, at_ckpt_2)
-    report = self.create_tempdir().full_path
-    hyperparameters = {"meta.learning_rate": tiny_config().meta.learning_rate}
-    pbt_meta_train.package_member(donor, report, {
-        "member": "donor", "meta_step": 2, "fitness": 0.25,
-        "hyperparameters": hyperparameters})
-    recipient = copy_of(self, straight)  # Its own run, at meta-step 4.
-    record = pbt_meta_train.restore_member(report, recipient)
-    self.assertEqual(record["member"], "donor")
-    self.assertEqual(record["fitness"], 0.25)
-    for name in os.listdir(os.path.join(donor, meta_train.CHECKPOINT_DIR)):
-      with open(os.path.join(donor, meta_train.CHECKPOINT_DIR, name), "rb") as a, \
-           open(os.path.join(recipient, meta_train.CHECKPOINT_DIR, name), "rb") as b:
+    recipient, record = exploit(self, straight, at_ckpt_2)
+    self.assertEqual((record["member"], record["fitness"]), ("donor", 0.25))
+    checkpoints = os.path.join(at_ckpt_2, meta_train.CHECKPOINT_DIR)
+    self.assertEqual(
+        sorted(os.listdir(checkpoints)),
+        sorted(os.listdir(os.path.join(recipient, meta_train.CHECKPOINT_DIR))))
+    for name in os.listdir(checkpoints) + [meta_train.CONFIG_NAME]:
+      source = (os.path.join(checkpoints, name) if name != meta_train.CONFIG_NAME
+                else os.path.join(at_ckpt_2, name))
+      copied = (os.path.join(recipient, meta_train.CHECKPOINT_DIR, name)
+                if name != meta_train.CONFIG_NAME
+                else os.path.join(recipient, name))
+      with open(source, "rb") as a, open(copied, "rb") as b:
         self.assertEqual(a.read(), b.read(), name)
+    self.assertEqual(run_directory.newest_intact_checkpoint(
+        os.path.join(recipient, meta_train.CHECKPOINT_DIR)),
+                     os.path.join(recipient, meta_train.CHECKPOINT_DIR, "ckpt-2"))
+
+  @pytest.mark.slow
+  def test_a_copied_member_continues_exactly_as_its_donor(self):
+    """The recipient continues to meta-step 4: the donor's straight run's
+    eta, and a report at the next interval."""
+    straight, at_ckpt_2 = straight_run()
+    recipient, _ = exploit(self, straight, at_ckpt_2)
     reports = []
     config = pbt_meta_train.member_config(
-        tiny_config(**VALIDATED), hyperparameters, interval=2)
+        tiny_config(**VALIDATED), HYPERPARAMETERS, interval=2)
     meta_train.meta_train(
         config, recipient, on_checkpoint=lambda s, n: reports.append((s, dict(n))),
         resumable_fields=tuple(pbt_meta_train.SEARCH_SPACE))
