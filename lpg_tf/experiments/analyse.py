@@ -42,6 +42,7 @@ from lpg_tf.experiments import agent_runs
 from lpg_tf.experiments import compare
 from lpg_tf.experiments import probe_y
 from lpg_tf.experiments import rule_tuning
+from lpg_tf.experiments import run_directory
 from lpg_tf.meta import lifetime_settings
 
 FIGURES = (3, 4, 5, 6, 7)
@@ -109,11 +110,10 @@ def _agent_alpha(rule: str, learning_rate: Optional[float],
 
 def _write_json(path: str, figure: int, settings: Dict[str, Any],
                 numbers: Any) -> str:
-  with open(path, "w") as f:
-    json.dump({"figure": figure, "settings": settings,
-               "numbers": y_probe.plain(numbers)}, f, indent=1,
-              allow_nan=True)
-    f.write("\n")
+  """Writes figure_N.json atomically: never half a file beside a figure."""
+  run_directory.write_atomically(path, json.dumps(
+      {"figure": figure, "settings": settings,
+       "numbers": y_probe.plain(numbers)}, indent=1, allow_nan=True) + "\n")
   return path
 
 

@@ -160,12 +160,8 @@ def check(settings: Settings) -> Sequence[Dict[str, Any]]:
 
 
 def _write_json(path: str, data: Any) -> None:
-  """Writes `data` as JSON atomically."""
-  handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path),
-                                       prefix=f".{os.path.basename(path)}.")
-  with os.fdopen(handle, "w") as f:
-    json.dump(data, f, indent=2, sort_keys=True)
-  os.replace(temporary, path)
+  """Writes `data` as JSON, atomically."""
+  run_directory.write_atomically(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def package_member(member_dir: str, destination: str,

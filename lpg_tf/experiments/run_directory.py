@@ -187,13 +187,13 @@ def newest_intact_checkpoint(checkpoint_dir: str) -> Optional[str]:
     return None
   # The CheckpointState text proto that tf.train.CheckpointManager reads.
   names = [os.path.basename(checkpoint_path(checkpoint_dir, n)) for n in numbers]
-  _write_atomically(state_file, f"model_checkpoint_path: {json.dumps(names[-1])}\n"
+  write_atomically(state_file, f"model_checkpoint_path: {json.dumps(names[-1])}\n"
                     + "".join(f"all_model_checkpoint_paths: {json.dumps(n)}\n"
                               for n in names))
   return newest
 
 
-def _write_atomically(path: str, text: str) -> None:
+def write_atomically(path: str, text: str) -> None:
   """Writes `path` through a temporary file renamed into place."""
   directory, name = os.path.split(path)
   handle, temporary = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=directory)
@@ -205,7 +205,7 @@ def _write_atomically(path: str, text: str) -> None:
 
 def _write_config(workdir: str, config_json: Dict[str, Any]) -> None:
   """Writes config.json atomically: never a half-written file."""
-  _write_atomically(os.path.join(workdir, CONFIG_NAME),
+  write_atomically(os.path.join(workdir, CONFIG_NAME),
                     json.dumps(config_json, indent=2, sort_keys=True))
 
 
