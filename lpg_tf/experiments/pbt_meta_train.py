@@ -81,6 +81,7 @@ RESULT_NAME = "result.json"
 RULE_DIR = meta_train.RULE_DIR
 MEMBER_RECORD = "member.json"  # In a reported checkpoint: who wrote it.
 CHECKPOINTS_KEPT = 4  # Per member, in Ray's storage.
+WORKER_NICENESS_VARIABLE = "RAY_worker_niceness"  # Read by a local Ray's raylet.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,6 +299,10 @@ def pbt_meta_train(settings: Settings, workdir: str,
   os.makedirs(workdir, exist_ok=True)
   with run_directory.RunLock(workdir):
     _open(workdir, settings)
+    if ray_address is None:
+      # Ray lowers its workers' priority (niceness 15) below the driver's; the
+      # members are the work here, so they run at the launcher's own priority.
+      os.environ.setdefault(WORKER_NICENESS_VARIABLE, "0")
     ray.init(address=ray_address, include_dashboard=False,
              ignore_reinit_error=True, configure_logging=False)
     try:
