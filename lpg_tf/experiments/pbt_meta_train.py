@@ -354,18 +354,31 @@ def _fit(settings: Settings, workdir: str,
 def _finish(workdir: str, results: tune.ResultGrid) -> Dict[str, Any]:
   """Writes result.json and exports the best member's rule to DIR/rule.
 
-  A member stopped (by the time budget) before its first report has no
-  fitness and no checkpoint: it is listed, but cannot be the best.
+  A member's entry is its last report: fitness, meta-step and checkpoint. A
+  member that copied another and was stopped (by the time budget) before
+  reporting again still holds that copy: Tune gives it the donor's last
+  report, so the entry names the donor (`holds_report_of`) and the member's
+  own hyperparameters come from the lineage. A member stopped before any
+  report has no fitness and no checkpoint: it is listed, but cannot be the
+  best.
   """
+  latest = {record["member"]: record["hyperparameters"] for record in
+            pbt.read_lineage(os.path.join(workdir, LINEAGE_NAME))}
   members = []
   for result in results:
+    member = os.path.basename(result.path)  # trial_dirname_creator: the id.
     reported = result.checkpoint is not None and FITNESS in result.metrics
-    members.append({
-        "member": result.metrics.get("trial_id", os.path.basename(result.path)),
+    entry = {
+        "member": member,
         "meta_step": result.metrics.get(TIME_ATTR) if reported else None,
         "fitness": result.metrics[FITNESS] if reported else None,
-        "hyperparameters": result.config["hyperparameters"],
-        "checkpoint": result.checkpoint.path if reported else None})
+        "hyperparameters": latest.get(member,
+                                      result.config["hyperparameters"]),
+        "checkpoint": result.checkpoint.path if reported else None}
+    reporter = result.metrics.get("trial_id", member)
+    if reported and reporter != member:
+      entry["holds_report_of"] = reporter
+    members.append(entry)
   reported = [m for m in members if m["fitness"] is not None]
   if not reported:
     raise RuntimeError(
