@@ -113,10 +113,15 @@ class WindowResult(NamedTuple):
     num_kept: scalar float, the number of lifetimes `loss` averages over: the
       weight of this window's loss and meta-gradient when several windows
       (replicas) are averaged (`meta.sharding`).
+    kept_loss_sum: scalar, the sum that `loss` divides by num_kept (at least
+      1): what windows of disjoint groups add up before one division, so that
+      their meta-gradients compose into the population's (`trainer`'s
+      programs of a few groups each).
   """
   loss: tf.Tensor
   groups: List[GroupWindow]
   num_kept: tf.Tensor
+  kept_loss_sum: tf.Tensor
 
 
 def _stop(nest: Any) -> Any:
@@ -218,9 +223,9 @@ def window_loss(rule: rule_base.UpdateRule,
                                carry.return_sum + total, carry.episodes + count,
                                carry.y_hat_spread, finite))
   num_kept = tf.add_n([tf.reduce_sum(k) for k in kept])
-  loss = (tf.add_n([tf.reduce_sum(l) for l in kept_losses])
-          / tf.maximum(num_kept, 1.0))
-  return WindowResult(loss, windows, num_kept)
+  kept_loss_sum = tf.add_n([tf.reduce_sum(l) for l in kept_losses])
+  loss = kept_loss_sum / tf.maximum(num_kept, 1.0)
+  return WindowResult(loss, windows, num_kept, kept_loss_sum)
 
 
 def critic_update(group: population_lib.LifetimeGroup, critic: Critic,
