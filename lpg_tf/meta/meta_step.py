@@ -25,6 +25,9 @@ trajectories and the rule's targets, never through the environment.
 from typing import Any, List, NamedTuple, Sequence, Tuple
 
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
+from tensorflow.core.protobuf import rewriter_config_pb2
+from tensorflow.python.eager import context
 
 from lpg_tf import types
 from lpg_tf.learning import rollout
@@ -45,6 +48,32 @@ from lpg_tf.rules import base as rule_base
 # variable while a slow group's iteration k still holds it:
 # AlreadyExistsError (TemporaryVariableOp) in the gradient of a while loop.
 INNER_LOOP_PARALLEL_ITERATIONS = 1
+
+
+def disable_grappler_memory_optimiser() -> None:
+  """Turns Grappler's memory optimiser off for every function this process
+  runs from now on (the meta-step without XLA; XLA never sees Grappler).
+
+  One iteration at a time is not enough on every population: a
+  random/very_dense group (configs/appendix_a.py) still failed at its second
+  meta-step without XLA, with AlreadyExistsError for such a TemporaryVariable
+  in the outer loop's gradient at iteration K (`iter:5`, K = 5), one past the
+  last: seemingly created there but never destroyed, so the next meta-step,
+  in the same step container (`__per_step_0`), finds it. Without the memory
+  optimiser no TemporaryVariable exists, and that group runs 3 meta-steps.
+  TensorFlow 2.15 has no public switch for it (`tf.config.optimizer` lacks
+  `memory_optimization`), so this sets the eager context's ConfigProto, the
+  one every later function call hands to Grappler.
+  """
+  # pylint: disable=protected-access
+  eager = context.context()
+  config = config_pb2.ConfigProto()
+  if eager._config is not None:
+    config.CopyFrom(eager._config)
+  config.graph_options.rewrite_options.memory_optimization = (
+      rewriter_config_pb2.RewriterConfig.NO_MEM_OPT)
+  eager._config = config
+  eager.function_call_options = None  # Rebuilt from the new ConfigProto.
 
 
 class Critic(NamedTuple):

@@ -151,7 +151,9 @@ class MetaTrainer(tf.Module):
       seed: seed of everything random in the run.
       strategy: variables are created under its scope (default strategy if
         None); its replicas share out the population's shards.
-      jit_compile: compile the meta-step with XLA (each replica's part).
+      jit_compile: compile the meta-step with XLA (each replica's part);
+        without it, Grappler's memory optimiser is turned off for the whole
+        process (`meta_step.disable_grappler_memory_optimiser`).
       groups_per_program: compile the meta-step as programs of at most this
         many groups of one shard each (module docstring); 0: one program.
 
@@ -162,6 +164,8 @@ class MetaTrainer(tf.Module):
     super().__init__(name="meta_trainer")
     population_lib.validate_population(population)
     check_groups_per_program(groups_per_program)
+    if not jit_compile:
+      meta_step.disable_grappler_memory_optimiser()
     self._groups_per_program = groups_per_program
     self._meta = meta
     self._strategy = strategy or tf.distribute.get_strategy()
