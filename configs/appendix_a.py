@@ -5,7 +5,11 @@ take one action space each), 16 environments per lifetime.
 One compiled program over all 25 groups took 19 minutes to compile on a
 2-core CPU and peaked at 11.4 GB; `population.groups_per_program` runs the
 meta-step as programs of a few groups each instead (lpg_tf/meta/trainer.py),
-the same meta-gradient up to float rounding.
+the same meta-gradient up to float rounding. Measured on a 2-core CPU shared
+with other jobs (README "A large population"): one group per program gave
+the first meta-step 13.5 minutes after launch at a 9.7 GB peak; four per
+program had not finished its first meta-step after 11 minutes (XLA's LLVM
+passes grow faster than the program), so this preset takes one.
 
   python launchers/benchmark.py --config=configs/appendix_a.py --mode=xla
 """
@@ -22,5 +26,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.population.envs = paper.get_config().population.envs
   config.population.lifetimes_per_env = 2
   config.population.num_envs = 16
-  config.population.groups_per_program = 4
+  config.population.groups_per_program = 1
   return config

@@ -25,6 +25,7 @@ import resource
 import time
 from typing import Dict
 
+from absl import logging
 import ml_collections
 import tensorflow as tf
 
@@ -85,6 +86,11 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
   trainer.step()
   compile_s = time.perf_counter() - start
   launch_to_first_step_s = seconds_since_launch()
+  # A large population's first meta-step takes minutes: say so before the
+  # timed steps.
+  logging.info("First meta-step done %.1f s after launch (build %.1f s, "
+               "first meta-step %.1f s); peak RSS so far %.0f MiB",
+               launch_to_first_step_s, build_s, compile_s, peak_rss_mb())
   for _ in range(warmup_steps):
     trainer.step()
   start, cpu_start = time.perf_counter(), time.process_time()

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from lpg_tf import errors
 from lpg_tf.experiments import config_validation
@@ -57,6 +58,7 @@ def eta_after_steps(groups_per_program: int, jit_compile: bool,
   world's two action spaces)."""
   config = test_trainer.tiny_config(
       **{"population.groups_per_program": groups_per_program})
+  tf.random.set_seed(config.seed)  # eta_0 from Sonnet's initialisers.
   trainer = meta_train.build_trainer(config, meta_train.build_rule(config),
                                      jit_compile=jit_compile)
   for _ in range(steps):
