@@ -4,9 +4,9 @@
 and XLA compilation), runs warm-up steps, then times further steps. It also
 reports the time from the process's launch to the end of the first meta-step
 (imports, building the population and the first meta-step together): how long
-a run makes its user wait before it meta-trains. Inner-loop
-environment steps (the K rollouts that drive the agent updates) and the scoring
-rollouts of Eq. 4 are reported separately. With `config.meta.optimiser='es'`
+a run makes its user wait before it meta-trains. Inner-loop environment steps
+(the K rollouts that drive the agent updates) and the scoring rollouts of
+Eq. 4 are reported separately. With `config.meta.optimiser='es'`
 the environment steps are every ES member's agents' (the centre's included),
 and there are no scoring rollouts. Peak memory is the process's peak
 resident set size (compilation included), so each mode is best measured in a
