@@ -67,7 +67,7 @@ def eta_after_steps(groups_per_program: int, jit_compile: bool,
                          for v in trainer.rule.trainable_variables])
 
 
-@pytest.mark.slow  # Traces three meta-steps: 1-3 minutes on 2 busy cores.
+@pytest.mark.slow  # Three trainers traced: about 6 minutes each on 2 busy cores.
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_several_programs_give_the_eta_of_one(jit_compile):
   one_program = eta_after_steps(0, jit_compile)
