@@ -33,6 +33,13 @@ def get_config() -> ml_collections.ConfigDict:
   # of replicas, dividing lifetimes_per_env. eta depends on it, not on how
   # many replicas run the shards.
   config.population.shards = 1
+  # 0: the meta-step is one compiled program over every group. n > 0: each
+  # shard's groups run as programs of at most n groups, their meta-gradients
+  # added up outside (lpg_tf/meta/trainer.py): the same meta-gradient up to
+  # float rounding, compiled in far less time and memory for a large
+  # population (configs/appendix_a.py). Not for meta.optimiser "es"; "hybrid"
+  # applies it to its meta-gradient steps only.
+  config.population.groups_per_program = 0
 
   config.rule = ml_collections.ConfigDict()
   # "lpg", or "lpg_v" (Section 4.1's LPG-V: the agents predict a value v trained

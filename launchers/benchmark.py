@@ -4,13 +4,15 @@
   python launchers/benchmark.py --config=configs/bench_tabular.py
   python launchers/benchmark.py --config=configs/bench_tabular.py --config.meta.optimiser=es
   python launchers/benchmark.py --config=configs/gpu.py --mode=xla --warmup_steps=1 --timed_steps=5
+  python launchers/benchmark.py --config=configs/appendix_a.py --mode=xla --timed_steps=20
 
-Each mode runs in a fresh process (so peak memory is its own). Prints compile
-time, meta-steps/s, inner-loop and scoring environment steps/s, peak memory
-(the device's on a GPU, else the process's resident set) and the projected
-hours for 10^10 environment steps for each, and as its last line one JSON
-object with env_steps_per_s, meta_steps_per_s, peak_rss_mb (XLA) and
-env_steps_per_s_no_xla. --mode=xla or --mode=no_xla runs that mode alone, in
+Each mode runs in a fresh process (so peak memory is its own). Prints the time
+from the process's launch to its first meta-step (with the population's build
+and the first meta-step's compile time), meta-steps/s, inner-loop and scoring
+environment steps/s, peak memory (the device's on a GPU, else the process's
+resident set) and the projected hours for 10^10 environment steps for each,
+and as its last line one JSON object with env_steps_per_s, meta_steps_per_s,
+launch_to_first_step_s, peak_rss_mb (XLA) and env_steps_per_s_no_xla. --mode=xla or --mode=no_xla runs that mode alone, in
 this process, and prints its line and its JSON object. With
 --config.meta.optimiser=es the environment steps are those of every ES member's
 agents (ES agent environment steps/s) and a meta-step is an ES step.
@@ -51,7 +53,9 @@ def _child(mode: str) -> dict:
 def _line(mode: str, figures: dict, es: bool) -> str:
   """One mode's figures, for people."""
   memory = "peak RSS" if math.isnan(figures["device_peak_mb"]) else "device peak"
-  return (f"[{mode}] compile {figures['compile_s']:.1f}s | "
+  return (f"[{mode}] first meta-step {figures['launch_to_first_step_s']:.0f}s "
+          f"after launch (build {figures['build_s']:.1f}s, compile "
+          f"{figures['compile_s']:.1f}s) | "
           f"{figures['meta_steps_per_s']:.3f} meta-steps/s | "
           f"{figures['env_steps_per_s']:,.0f} "
           f"{'ES agent' if es else 'inner'} env steps/s | "
@@ -80,7 +84,8 @@ def main(argv):
         f"{config.population.lifetimes_per_env} lifetimes/env, "
         f"optimiser {optimiser}, B={config.population.num_envs}, T={config.population.unroll_length}, "
         f"K={config.population.num_inner_updates}, LSTM {config.rule.hidden_size}, "
-        f"m={config.population.prediction_size}", flush=True)
+        f"m={config.population.prediction_size}, groups per program "
+        f"{config.population.groups_per_program or 'all'}", flush=True)
   results = {}
   for mode in ("xla", "no_xla"):
     figures = _child(mode)
@@ -93,6 +98,7 @@ def main(argv):
       "meta_steps_per_s": results["xla"]["meta_steps_per_s"],
       "scoring_env_steps_per_s": results["xla"]["scoring_env_steps_per_s"],
       "compile_s": results["xla"]["compile_s"],
+      "launch_to_first_step_s": results["xla"]["launch_to_first_step_s"],
       "peak_rss_mb": results["xla"]["peak_rss_mb"],
       "steady_rss_mb": results["xla"]["steady_rss_mb"],
       "env_steps_per_s_no_xla": results["no_xla"]["env_steps_per_s"],

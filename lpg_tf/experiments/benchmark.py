@@ -1,9 +1,12 @@
 """Meta-training throughput: compile time, meta-steps/s, environment steps/s, memory.
 
 `measure` builds the meta-trainer of a config, times its first meta-step (tracing
-and XLA compilation), runs warm-up steps, then times further steps. Inner-loop
-environment steps (the K rollouts that drive the agent updates) and the scoring
-rollouts of Eq. 4 are reported separately. With `config.meta.optimiser='es'`
+and XLA compilation), runs warm-up steps, then times further steps. It also
+reports the time from the process's launch to the end of the first meta-step
+(imports, building the population and the first meta-step together): how long
+a run makes its user wait before it meta-trains. Inner-loop environment steps
+(the K rollouts that drive the agent updates) and the scoring rollouts of
+Eq. 4 are reported separately. With `config.meta.optimiser='es'`
 the environment steps are every ES member's agents' (the centre's included),
 and there are no scoring rollouts. Peak memory is the process's peak
 resident set size (compilation included), so each mode is best measured in a
@@ -17,10 +20,12 @@ steps from the measured rate, counting every environment step of a meta-step
 """
 
 import math
+import os
 import resource
 import time
 from typing import Dict
 
+from absl import logging
 import ml_collections
 import tensorflow as tf
 
@@ -32,6 +37,16 @@ PAPER_ENV_STEPS = 1e10  # Appendix B.1: "approximately 10^10 steps" in total.
 def peak_rss_mb() -> float:
   """Peak resident set size of this process, MiB (Linux reports KiB)."""
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def seconds_since_launch() -> float:
+  """Wall seconds since this process started (from /proc on Linux)."""
+  with open("/proc/self/stat") as stat:
+    # Fields after the command's closing parenthesis; starttime is field 22.
+    fields = stat.read().rsplit(")", 1)[1].split()
+  started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+  with open("/proc/uptime") as uptime:
+    return float(uptime.read().split()[0]) - started
 
 
 def current_rss_mb() -> float:
@@ -63,11 +78,19 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
   """Times meta-steps of `config` with or without XLA; returns the figures."""
   meta_train.validate(config)
   tf.random.set_seed(config.seed)
+  start = time.perf_counter()
   trainer = meta_train.build_trainer(config, meta_train.build_rule(config),
                                      jit_compile=jit_compile)
+  build_s = time.perf_counter() - start
   start = time.perf_counter()
   trainer.step()
   compile_s = time.perf_counter() - start
+  launch_to_first_step_s = seconds_since_launch()
+  # A large population's first meta-step takes minutes: say so before the
+  # timed steps.
+  logging.info("First meta-step done %.1f s after launch (build %.1f s, "
+               "first meta-step %.1f s); peak RSS so far %.0f MiB",
+               launch_to_first_step_s, build_s, compile_s, peak_rss_mb())
   for _ in range(warmup_steps):
     trainer.step()
   start, cpu_start = time.perf_counter(), time.process_time()
@@ -81,8 +104,11 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
   device_peak_mb = device_peak_memory_mb()
   return {
       "optimiser": config.meta.optimiser,
+      "groups_per_program": config.population.groups_per_program,
       "jit_compile": float(jit_compile),
+      "build_s": build_s,
       "compile_s": compile_s,
+      "launch_to_first_step_s": launch_to_first_step_s,
       "meta_steps_per_s": meta_steps_per_s,
       "env_steps_per_s": meta_steps_per_s * trainer.inner_env_steps_per_step,
       "scoring_env_steps_per_s": (meta_steps_per_s

@@ -67,6 +67,8 @@ SCHEMA: Dict[str, Check] = {
     "population.prediction_size": POSITIVE_INT,
     "population.lifetime_scale": POSITIVE,
     "population.shards": POSITIVE_INT,
+    # 0: the meta-step is one compiled program (lpg_tf.meta.trainer).
+    "population.groups_per_program": NON_NEGATIVE_INT,
     "rule.hidden_size": POSITIVE_INT,
     "rule.embedding_sizes": POSITIVE_INTS,
     "rule.use_baseline": BOOL,
@@ -129,6 +131,12 @@ COMBINATIONS: Tuple[Tuple[Callable[[Dict[str, Any]], bool], str], ...] = (
      and c["total_env_steps"] is not None,
      "config.total_env_steps counts the meta-gradient's environment steps; "
      "with config.meta.optimiser='es' give config.num_meta_steps instead"),
+    (lambda c: c["meta.optimiser"] == "es"
+     and c["population.groups_per_program"] > 0,
+     "config.population.groups_per_program cuts the meta-gradient's step into "
+     "several programs; ES evaluates its members in one program: leave "
+     "config.population.groups_per_program at 0 with "
+     "config.meta.optimiser='es'"),
     (lambda c: c["meta.optimiser"] == "hybrid"
      and c["total_env_steps"] is not None,
      "config.total_env_steps counts the meta-gradient's environment steps; "

@@ -109,6 +109,7 @@ CHECKPOINTS_TO_KEEP = 3
 ADDED_FIELDS = {"rule.kind": lpg.KIND, "rule.y_softmax": True,
                 "rule.td_lambda": lpg_v.TD_LAMBDA, "meta.bandit": True,
                 "cpu_devices": 1, "population.shards": 1,
+                "population.groups_per_program": 0,
                 "meta.optimiser": "gradient",
                 "meta.es.population_size": es_trainer.POPULATION_SIZE,
                 "meta.es.sigma": es_trainer.SIGMA,
@@ -188,10 +189,12 @@ def build_trainer(config: ml_collections.ConfigDict, rule: lpg.LPG,
     return hybrid_trainer.HybridTrainer(
         rule, population_spec(config), meta_spec(config), es_spec(config),
         es_every=config.meta.hybrid.es_every, seed=config.seed,
-        strategy=strategy, jit_compile=jit_compile)
+        strategy=strategy, jit_compile=jit_compile,
+        groups_per_program=config.population.groups_per_program)
   return trainer_lib.MetaTrainer(
       rule, population_spec(config), meta_spec(config), seed=config.seed,
-      strategy=strategy, jit_compile=jit_compile)
+      strategy=strategy, jit_compile=jit_compile,
+      groups_per_program=config.population.groups_per_program)
 
 
 def validation_spec(config: ml_collections.ConfigDict

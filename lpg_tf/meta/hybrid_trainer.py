@@ -70,7 +70,7 @@ class HybridTrainer(tf.Module):
                meta: trainer_lib.MetaSpec, es: es_trainer.ESSpec,
                es_every: int, seed: int,
                strategy: Optional[tf.distribute.Strategy] = None,
-               jit_compile: bool = True):
+               jit_compile: bool = True, groups_per_program: int = 0):
     """Builds both trainers on one rule and population.
 
     Args:
@@ -84,6 +84,9 @@ class HybridTrainer(tf.Module):
         None); its replicas share out the population's shards, for both
         kinds of step.
       jit_compile: compile the meta-step and the ES window with XLA.
+      groups_per_program: the meta-gradient steps' programs of at most this
+        many groups (`trainer.MetaTrainer`); 0: one program. ES steps always
+        evaluate every group in one program.
 
     Raises:
       errors.ConfigError: bad settings, or shards that do not split evenly
@@ -95,7 +98,7 @@ class HybridTrainer(tf.Module):
     self._es_every = es_every
     self._gradient = trainer_lib.MetaTrainer(
         rule, population, meta, seed, strategy=strategy,
-        jit_compile=jit_compile)
+        jit_compile=jit_compile, groups_per_program=groups_per_program)
     self._es = es_trainer.ESTrainer(
         rule, population, es, seed, strategy=strategy,
         jit_compile=jit_compile, shared_with=self._gradient)

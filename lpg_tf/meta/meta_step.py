@@ -25,6 +25,9 @@ trajectories and the rule's targets, never through the environment.
 from typing import Any, List, NamedTuple, Sequence, Tuple
 
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
+from tensorflow.core.protobuf import rewriter_config_pb2
+from tensorflow.python.eager import context
 
 from lpg_tf import types
 from lpg_tf.learning import rollout
@@ -45,6 +48,32 @@ from lpg_tf.rules import base as rule_base
 # variable while a slow group's iteration k still holds it:
 # AlreadyExistsError (TemporaryVariableOp) in the gradient of a while loop.
 INNER_LOOP_PARALLEL_ITERATIONS = 1
+
+
+def disable_grappler_memory_optimiser() -> None:
+  """Turns Grappler's memory optimiser off for every function this process
+  runs from now on (the meta-step without XLA; XLA never sees Grappler).
+
+  One iteration at a time is not enough on every population: a
+  random/very_dense group (configs/appendix_a.py) still failed at its second
+  meta-step without XLA, with AlreadyExistsError for such a TemporaryVariable
+  in the outer loop's gradient at iteration K (`iter:5`, K = 5), one past the
+  last: seemingly created there but never destroyed, so the next meta-step,
+  in the same step container (`__per_step_0`), finds it. Without the memory
+  optimiser no TemporaryVariable exists, and that group runs 3 meta-steps.
+  TensorFlow 2.15 has no public switch for it (`tf.config.optimizer` lacks
+  `memory_optimization`), so this sets the eager context's ConfigProto, the
+  one every later function call hands to Grappler.
+  """
+  # pylint: disable=protected-access
+  eager = context.context()
+  config = config_pb2.ConfigProto()
+  if eager._config is not None:
+    config.CopyFrom(eager._config)
+  config.graph_options.rewrite_options.memory_optimization = (
+      rewriter_config_pb2.RewriterConfig.NO_MEM_OPT)
+  eager._config = config
+  eager.function_call_options = None  # Rebuilt from the new ConfigProto.
 
 
 class Critic(NamedTuple):
@@ -113,10 +142,15 @@ class WindowResult(NamedTuple):
     num_kept: scalar float, the number of lifetimes `loss` averages over: the
       weight of this window's loss and meta-gradient when several windows
       (replicas) are averaged (`meta.sharding`).
+    kept_loss_sum: scalar, the sum that `loss` divides by num_kept (at least
+      1): what windows of disjoint groups add up before one division, so that
+      their meta-gradients compose into the population's (`trainer`'s
+      programs of a few groups each).
   """
   loss: tf.Tensor
   groups: List[GroupWindow]
   num_kept: tf.Tensor
+  kept_loss_sum: tf.Tensor
 
 
 def _stop(nest: Any) -> Any:
@@ -218,9 +252,9 @@ def window_loss(rule: rule_base.UpdateRule,
                                carry.return_sum + total, carry.episodes + count,
                                carry.y_hat_spread, finite))
   num_kept = tf.add_n([tf.reduce_sum(k) for k in kept])
-  loss = (tf.add_n([tf.reduce_sum(l) for l in kept_losses])
-          / tf.maximum(num_kept, 1.0))
-  return WindowResult(loss, windows, num_kept)
+  kept_loss_sum = tf.add_n([tf.reduce_sum(l) for l in kept_losses])
+  loss = kept_loss_sum / tf.maximum(num_kept, 1.0)
+  return WindowResult(loss, windows, num_kept, kept_loss_sum)
 
 
 def critic_update(group: population_lib.LifetimeGroup, critic: Critic,

@@ -493,22 +493,25 @@ class Population(tf.Module):
               return_sums: Sequence[tf.Tensor], episodes: Sequence[tf.Tensor],
               policy_entropies: Sequence[tf.Tensor],
               finite_losses: Sequence[tf.Tensor],
-              steps_taken: Optional[int] = None
+              steps_taken: Optional[int] = None, first_group: int = 0
              ) -> tuple[List[LifetimeState], List[LifetimeEnd]]:
     """`LifetimeGroup.advance` for every group after one window (in-graph).
 
-    `states` are those of the first `len(states)` groups: the whole
-    population, or a replica's shards run on the first shards' groups (shards
-    differ only in their state, `meta.sharding`). `steps_taken`: environment
-    steps each lifetime lived in the window; None: the meta-gradient's window,
+    `states` are those of the `len(states)` groups from index `first_group`:
+    the whole population, a replica's shards run on the first shards' groups
+    (shards differ only in their state, `meta.sharding`), or a few groups of
+    one shard run on the first shard's (the meta-gradient in several
+    programs, `trainer`). `steps_taken`: environment steps each lifetime
+    lived in the window; None: the meta-gradient's window,
     `PopulationSpec.env_steps_per_window`.
     """
     if steps_taken is None:
       steps_taken = self.spec.env_steps_per_window
+    groups = self.groups[first_group:first_group + len(states)]
     results = [group.advance(state, ret, count, entropy, finite, steps_taken,
                              self.spec.entropy_reset_threshold)
                for group, state, ret, count, entropy, finite in zip(
-                   self.groups, states, return_sums, episodes,
+                   groups, states, return_sums, episodes,
                    policy_entropies, finite_losses)]
     return [r[0] for r in results], [r[1] for r in results]
 

@@ -2,7 +2,8 @@
 
 A population is cut into `PopulationSpec.shards` equal shards
 (`population.Population`); a strategy with R replicas gives each replica
-shards / R consecutive shards, which it runs in one compiled program. Shards
+shards / R consecutive shards, which it runs in one compiled program (or,
+with `trainer.MetaTrainer`'s groups_per_program, in several). Shards
 share their static structure (environments, agents, shapes), so every replica
 runs the same program on the first shards' groups with its own shards' states
 as inputs (SPMD, as a TPU needs). Around that program, in the caller's
@@ -11,7 +12,9 @@ as inputs (SPMD, as a TPU needs). Around that program, in the caller's
   * `weighted_mean` averages the replicas' meta-losses and meta-gradients
     weighted by the lifetimes each kept (`meta_step.WindowResult.num_kept`):
     sum_r n_r grad_r / sum_r n_r is the gradient of the mean over every kept
-    lifetime of the whole population, whatever the split;
+    lifetime of the whole population, whatever the split (`summed` adds
+    up sums over kept lifetimes instead, when a replica runs its shards as
+    several programs);
   * `gather` brings every replica's lifetime states back, in shard order, so
     the population's own bookkeeping (ends, resets, the bandits of Eq. 6,
     checkpoints) sees all of them on every worker.
@@ -75,6 +78,17 @@ def weighted_mean(strategy: tf.distribute.Strategy, values: Any,
   return tf.nest.map_structure(
       lambda x: strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None)
       / tf.maximum(total, 1.0), weighted)
+
+
+def summed(strategy: tf.distribute.Strategy, values: Any) -> Any:
+  """sum_r values_r for a nest of per-replica tensors (cross-replica context):
+  the replicas' sums over kept lifetimes when each runs its shards as several
+  programs (`trainer.MetaTrainer`'s groups_per_program), divided afterwards.
+  """
+  # Leaf by leaf, as in weighted_mean.
+  return tf.nest.map_structure(
+      lambda x: strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None),
+      values)
 
 
 def gather(strategy: tf.distribute.Strategy, per_replica: Any) -> List[Any]:

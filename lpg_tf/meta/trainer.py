@@ -28,15 +28,31 @@ shard's state, so that Adam (applied outside any strategy scope, to the
 reduced gradient: Sonnet's optimisers accept any strategy's variables there)
 leaves eta identical on every replica, and `Population.finish` sees every
 lifetime. With one replica the compiled meta-step is called directly.
+
+Programs of a few groups. By default the meta-step is one compiled program
+over every group (of a replica's shards). XLA's compile time grows faster than
+the program, and the program's peak memory is that of all groups at once: 15
+Appendix A environments at 2 lifetimes each (25 groups) took 19 minutes to
+compile and peaked at 11.4 GB. With `groups_per_program` = n > 0 each shard's
+groups are cut into consecutive chunks of at most n, each its own compiled
+program returning the gradient of its *sum* of kept lifetimes' losses and its
+kept count; outside the programs the sums are added over chunks (and
+replicas) and divided once by the total count. The meta-loss is a mean over
+kept lifetimes and groups are independent given eta, so this is the
+single program's meta-gradient up to float rounding (the LSTM then runs once
+per chunk instead of once for all groups). A chunk runs on the first shard's
+groups at its positions, as a replica does (`meta.sharding`), so with several
+shards the chunks at one position share one compiled program.
 """
 
 import dataclasses
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from absl import logging
 import sonnet as snt
 import tensorflow as tf
 
+from lpg_tf import errors
 from lpg_tf.meta import meta_objective
 from lpg_tf.meta import meta_step
 from lpg_tf.meta import population as population_lib
@@ -67,8 +83,11 @@ class MetaStepOutput(NamedTuple):
   """What the compiled meta-step returns.
 
   Attributes:
-    grads: the meta-gradient, one tensor per trainable variable of eta.
-    loss: the scalar meta-loss.
+    grads: the meta-gradient, one tensor per trainable variable of eta; in a
+      program of a few groups (`MetaTrainer._chunk_step`), the gradient of
+      the sum of its kept lifetimes' losses.
+    loss: the scalar meta-loss; in a program of a few groups, the sum of its
+      kept lifetimes' losses.
     num_kept: scalar float, the lifetimes `loss` and `grads` average over.
     states: each group's state after the window, lifetime counters updated.
     ends: each group's `LifetimeEnd`.
@@ -111,13 +130,42 @@ def group_numbers(groups: Sequence[population_lib.LifetimeGroup],
   return numbers
 
 
+def check_groups_per_program(groups_per_program: int) -> None:
+  """Raises ConfigError unless `groups_per_program` is an integer >= 0."""
+  if (not isinstance(groups_per_program, int)
+      or isinstance(groups_per_program, bool) or groups_per_program < 0):
+    raise errors.ConfigError(
+        "population.groups_per_program must be an integer >= 0 (0: the whole "
+        f"meta-step in one compiled program), got {groups_per_program!r}")
+
+
+def chunk_bounds(num_groups: int, groups_per_shard: int,
+                 groups_per_program: int) -> List[Tuple[int, int]]:
+  """(start, stop) of each program's groups among `num_groups` groups that are
+  whole shards of `groups_per_shard` groups: consecutive runs of at most
+  `groups_per_program` groups, none across a shard's end."""
+  return [(shard + start, shard + min(start + groups_per_program,
+                                      groups_per_shard))
+          for shard in range(0, num_groups, groups_per_shard)
+          for start in range(0, groups_per_shard, groups_per_program)]
+
+
+def _mean_over_kept(summed: MetaStepOutput) -> MetaStepOutput:
+  """`summed` with its loss and gradients, sums over its kept lifetimes,
+  divided by their number (at least 1): the population's meta-loss and
+  meta-gradient."""
+  count = tf.maximum(summed.num_kept, 1.0)
+  return summed._replace(grads=[g / count for g in summed.grads],
+                         loss=summed.loss / count)
+
+
 class MetaTrainer(tf.Module):
   """Meta-trains an LPG rule on a population of lifetimes."""
 
   def __init__(self, rule: lpg.LPG, population: population_lib.PopulationSpec,
                meta: MetaSpec, seed: int,
                strategy: Optional[tf.distribute.Strategy] = None,
-               jit_compile: bool = True):
+               jit_compile: bool = True, groups_per_program: int = 0):
     """Builds the population, the meta-optimiser and the bandits.
 
     Args:
@@ -127,13 +175,22 @@ class MetaTrainer(tf.Module):
       seed: seed of everything random in the run.
       strategy: variables are created under its scope (default strategy if
         None); its replicas share out the population's shards.
-      jit_compile: compile the meta-step with XLA (each replica's part).
+      jit_compile: compile the meta-step with XLA (each replica's part);
+        without it, Grappler's memory optimiser is turned off for the whole
+        process (`meta_step.disable_grappler_memory_optimiser`).
+      groups_per_program: compile the meta-step as programs of at most this
+        many groups of one shard each (module docstring); 0: one program.
 
     Raises:
-      errors.ConfigError: the shards do not split evenly over the replicas.
+      errors.ConfigError: the shards do not split evenly over the replicas,
+        or groups_per_program is not an integer >= 0.
     """
     super().__init__(name="meta_trainer")
     population_lib.validate_population(population)
+    check_groups_per_program(groups_per_program)
+    if not jit_compile:
+      meta_step.disable_grappler_memory_optimiser()
+    self._groups_per_program = groups_per_program
     self._meta = meta
     self._strategy = strategy or tf.distribute.get_strategy()
     sharding.check_replicas(population.shards,
@@ -146,6 +203,8 @@ class MetaTrainer(tf.Module):
       self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
                                       name="meta_step")
     self._compiled_step = tf.function(self._meta_step, jit_compile=jit_compile)
+    self._compiled_chunk = tf.function(self._chunk_step,
+                                       jit_compile=jit_compile)
     self._replicated_step = tf.function(self._sharded_step)
 
   def _meta_step(self, states: List[population_lib.LifetimeState]
@@ -153,20 +212,36 @@ class MetaTrainer(tf.Module):
     """The meta-step of the groups whose states are `states`: the whole
     population, or a replica's shards (run on the first shards' groups, which
     every shard's groups resemble in all but their state)."""
+    return self._window_step(states, first_group=0, summed=False)
+
+  def _chunk_step(self, states: List[population_lib.LifetimeState],
+                  first_group: int) -> MetaStepOutput:
+    """One program of a meta-step in several: the window of the groups from
+    index `first_group` of the first shard, whose groups at those positions
+    every shard's resemble in all but their state, with `grads` and `loss`
+    summed over the kept lifetimes for `_summed_over_chunks` to add up."""
+    return self._window_step(states, first_group, summed=True)
+
+  def _window_step(self, states: List[population_lib.LifetimeState],
+                   first_group: int, summed: bool) -> MetaStepOutput:
+    """The window and end-of-window bookkeeping of the groups from index
+    `first_group` on states `states`; the loss and its gradient are the mean
+    over kept lifetimes, or with `summed` their sum."""
     spec = self.population.spec
-    groups = self.population.groups[:len(states)]
+    groups = self.population.groups[first_group:first_group + len(states)]
     variables = self.rule.trainable_variables
     with tf.GradientTape() as tape:
       tape.watch(variables)
       window = meta_step.window_loss(
           self.rule, groups, states, spec.num_inner_updates,
           spec.unroll_length, self._meta.costs, self._meta.critic_learning_rate)
-    grads = tape.gradient(window.loss, variables)
+    loss = window.kept_loss_sum if summed else window.loss
+    grads = tape.gradient(loss, variables)
     new_states, ends = self.population.advance(
         [w.state for w in window.groups], [w.return_sum for w in window.groups],
         [w.episodes for w in window.groups],
         [w.terms.policy_entropy for w in window.groups],
-        [w.finite for w in window.groups])
+        [w.finite for w in window.groups], first_group=first_group)
     metrics = [{
         "return_sum": tf.reduce_sum(w.return_sum),
         "episodes": tf.reduce_sum(w.episodes),
@@ -178,8 +253,26 @@ class MetaTrainer(tf.Module):
         "excluded_lifetimes": tf.reduce_sum(
             tf.cast(tf.logical_not(w.finite), tf.float32)),
     } for w in window.groups]
-    return MetaStepOutput(grads, window.loss, window.num_kept, new_states, ends,
+    return MetaStepOutput(grads, loss, window.num_kept, new_states, ends,
                           metrics)
+
+  def _summed_over_chunks(self, states: List[population_lib.LifetimeState]
+                         ) -> MetaStepOutput:
+    """The meta-step of whole shards' `states` as one compiled program per
+    chunk, run one after another: losses, gradients and kept counts added up
+    over the chunks (sums, not yet means), every group's state, end and
+    metrics in the groups' order."""
+    per_shard = len(self.population.groups) // self.population.spec.shards
+    outs = [self._compiled_chunk(states[start:stop], start % per_shard)
+            for start, stop in chunk_bounds(len(states), per_shard,
+                                            self._groups_per_program)]
+    return MetaStepOutput(
+        grads=[tf.add_n(list(g)) for g in zip(*(o.grads for o in outs))],
+        loss=tf.add_n([o.loss for o in outs]),
+        num_kept=tf.add_n([o.num_kept for o in outs]),
+        states=[s for o in outs for s in o.states],
+        ends=[e for o in outs for e in o.ends],
+        metrics=[m for o in outs for m in o.metrics])
 
   def _sharded_step(self, states: Any) -> MetaStepOutput:
     """The meta-step of the whole population on several replicas.
@@ -192,22 +285,30 @@ class MetaTrainer(tf.Module):
       replicas, and every group's state, end and metrics in the population's
       order.
     """
-    # A lambda, not the compiled function itself: given a tf.function,
-    # MirroredStrategy would compile all replicas into one XLA program.
-    out = self._strategy.run(lambda s: self._compiled_step(s), args=(states,))
-    grads, loss = sharding.weighted_mean(
-        self._strategy, (out.grads, out.loss), out.num_kept)
-    num_kept = self._strategy.reduce(tf.distribute.ReduceOp.SUM, out.num_kept,
-                                     axis=None)
+    if self._groups_per_program:
+      out = self._strategy.run(self._summed_over_chunks, args=(states,))
+      grads, loss, num_kept = sharding.summed(
+          self._strategy, (out.grads, out.loss, out.num_kept))
+    else:
+      # A lambda, not the compiled function itself: given a tf.function,
+      # MirroredStrategy would compile all replicas into one XLA program.
+      out = self._strategy.run(lambda s: self._compiled_step(s), args=(states,))
+      grads, loss = sharding.weighted_mean(
+          self._strategy, (out.grads, out.loss), out.num_kept)
+      num_kept = self._strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                       out.num_kept, axis=None)
     states, ends, metrics = (sharding.gather(self._strategy, per_replica)
                              for per_replica in (out.states, out.ends,
                                                  out.metrics))
-    return MetaStepOutput(grads, loss, num_kept, states, ends, metrics)
+    step = MetaStepOutput(grads, loss, num_kept, states, ends, metrics)
+    return _mean_over_kept(step) if self._groups_per_program else step
 
   def _step_all(self) -> MetaStepOutput:
     """The compiled meta-step of the whole population, on every replica."""
     states = self.population.read()
     if self._strategy.num_replicas_in_sync == 1:
+      if self._groups_per_program:
+        return _mean_over_kept(self._summed_over_chunks(states))
       return self._compiled_step(states)
     return self._replicated_step(sharding.distribute(
         self._strategy, states, self.population.spec.shards))

@@ -7,7 +7,7 @@ import pytest
 from lpg_tf.experiments import config_validation
 
 PRESETS = ("cpu", "paper", "bench_tabular", "pretrained", "pretrained_lpg_v",
-           "gpu")
+           "gpu", "appendix_a")
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -36,3 +36,18 @@ def test_gpu_preset_is_the_paper_population_with_fewer_lifetimes():
   gpu.name, gpu.population.lifetimes_per_env = (
       paper.name, paper.population.lifetimes_per_env)
   assert gpu.to_dict() == paper.to_dict()
+
+
+def test_appendix_a_preset_is_the_cpu_run_on_every_training_environment():
+  """configs/appendix_a.py: the paper's 15 environments at configs/cpu.py's
+  sizes, 2 lifetimes each, its meta-step cut into programs of a few groups."""
+  appendix_a = importlib.import_module("configs.appendix_a").get_config()
+  cpu = importlib.import_module("configs.cpu").get_config()
+  paper = importlib.import_module("configs.paper").get_config()
+  assert tuple(appendix_a.population.envs) == tuple(paper.population.envs)
+  assert len(appendix_a.population.envs) == 15
+  assert appendix_a.population.groups_per_program > 0
+  assert cpu.population.groups_per_program == 0
+  appendix_a.name, appendix_a.population.envs = cpu.name, cpu.population.envs
+  appendix_a.population.groups_per_program = 0
+  assert appendix_a.to_dict() == cpu.to_dict()

@@ -6,6 +6,7 @@ pytest process running other tests has long done.
   PYTHONPATH=. python tests/meta/sharded_process.py trainer OUT.npz REPLICAS...
   PYTHONPATH=. python tests/meta/sharded_process.py resume OUT.npz DIR
   PYTHONPATH=. python tests/meta/sharded_process.py hybrid OUT.npz REPLICAS...
+  PYTHONPATH=. python tests/meta/sharded_process.py chunked OUT.npz
 
 `helpers` checks `meta.sharding` on two logical devices with hand-made values
 and writes what it found as JSON. `trainer` splits the CPU into max(REPLICAS)
@@ -18,6 +19,10 @@ in DIR/straight (4 meta-steps, a copy of the directory taken after ckpt-2),
 continues copies of that snapshot on two devices and on one, and writes the
 three final etas. `hybrid` is `trainer` for the hybrid trainer, alternating
 ES and meta-gradient steps (HYBRID_OVERRIDES), without the final step.
+`chunked` runs `STEPS` meta-steps of a population of two
+shards of two groups as one program on one replica, and as programs of one
+group on one replica and on two, and writes the three etas and how many
+programs the one-replica run traced.
 """
 
 import json
@@ -40,6 +45,9 @@ HYBRID_OVERRIDES = {"meta.optimiser": "hybrid", "meta.hybrid.es_every": 2,
 # meta_train's run for `resume`: two shards of one lifetime.
 RESUME_OVERRIDES = {"population.envs": ("chain/short",),
                     "population.shards": 2}
+# `chunked`'s population: two shards, each a group of each chain.
+CHUNKED_OVERRIDES = {"population.envs": ("chain/short", "chain/long"),
+                     "population.shards": 2}
 
 
 def helpers(out_path: str) -> None:
@@ -159,9 +167,44 @@ def resume(out_path: str, root: str) -> None:
   np.savez(out_path, **results)
 
 
+def chunked(out_path: str) -> None:
+  """eta after STEPS meta-steps as one program, and as programs of one group
+  on one and on two replicas."""
+  devices = strategy_lib.cpu_device_names(2)
+  import sonnet as snt  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tests.meta import test_trainer  # pylint: disable=g-import-not-at-top
+  from lpg_tf.experiments import meta_train  # pylint: disable=g-import-not-at-top
+
+  config = test_trainer.tiny_config(**CHUNKED_OVERRIDES)
+  results = {}
+  for name, replicas, groups_per_program in (("one_program", 1, 0),
+                                             ("chunked_1", 1, 1),
+                                             ("chunked_2", 2, 1)):
+    strategy = (tf.distribute.get_strategy() if replicas == 1
+                else snt.distribute.Replicator(devices[:replicas]))
+    tf.random.set_seed(config.seed)
+    rule = meta_train.build_rule(config)
+    with strategy.scope():
+      meta_trainer = meta_train.trainer_lib.MetaTrainer(
+          rule, meta_train.population_spec(config),
+          meta_train.meta_spec(config), seed=config.seed, strategy=strategy,
+          jit_compile=False, groups_per_program=groups_per_program)
+    for _ in range(STEPS):
+      meta_trainer.step()
+    results[name] = np.concatenate(
+        [v.numpy().ravel() for v in rule.trainable_variables])
+    if name == "chunked_1":
+      results["traces_1"] = (
+          meta_trainer._compiled_chunk.experimental_get_tracing_count())  # pylint: disable=protected-access
+  np.savez(out_path, **results)
+
+
 if __name__ == "__main__":
   if sys.argv[1] == "helpers":
     helpers(sys.argv[2])
+  elif sys.argv[1] == "chunked":
+    chunked(sys.argv[2])
   elif sys.argv[1] == "resume":
     resume(sys.argv[2], sys.argv[3])
   elif sys.argv[1] == "hybrid":

@@ -1,15 +1,21 @@
-"""The meta-step's inner-update loop without XLA: one iteration at a time, and a
-population of mixed agent kinds meta-trains with and without XLA.
+"""The meta-step's inner-update loop without XLA: one iteration at a time,
+Grappler's memory optimiser off, and a population of mixed agent kinds
+meta-trains with and without XLA.
 
 Without XLA, Grappler may turn a gradient sum of the loop's gradient into a
 named TemporaryVariable (meta_step.INNER_LOOP_PARALLEL_ITERATIONS); two
 iterations in flight then create it twice (AlreadyExistsError). The first test
-checks that neither the loop nor its gradient lets iterations overlap.
+checks that neither the loop nor its gradient lets iterations overlap; a
+trainer without XLA also turns the memory optimiser off
+(meta_step.disable_grappler_memory_optimiser).
 """
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
+from tensorflow.core.protobuf import rewriter_config_pb2
+from tensorflow.python.eager import context
 
 from lpg_tf.experiments import meta_train
 from lpg_tf.meta import meta_step
@@ -49,6 +55,16 @@ def test_inner_update_loop_and_its_gradient_run_one_iteration_at_a_time():
   assert len(loops) >= 2  # The loop and its gradient.
   assert all(op.get_attr("parallel_iterations")
              == meta_step.INNER_LOOP_PARALLEL_ITERATIONS == 1 for op in loops)
+
+
+def test_memory_optimiser_is_off_for_later_function_calls():
+  meta_step.disable_grappler_memory_optimiser()
+  off = rewriter_config_pb2.RewriterConfig.NO_MEM_OPT
+  eager = context.context()
+  assert eager.config.graph_options.rewrite_options.memory_optimization == off
+  call_config = config_pb2.ConfigProto.FromString(
+      eager.function_call_options.config_proto_serialized)
+  assert call_config.graph_options.rewrite_options.memory_optimization == off
 
 
 @pytest.mark.slow  # 4 (no XLA) and 7 (XLA) minutes on 2 busy cores.

@@ -1,0 +1,90 @@
+"""The meta-step as several compiled programs (population.groups_per_program):
+how groups are cut into programs, the setting's checks, and the same eta as
+one program, on one replica and on two."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lpg_tf import errors
+from lpg_tf.experiments import config_validation
+from lpg_tf.experiments import meta_train
+from lpg_tf.meta import trainer as trainer_lib
+from tests.meta import test_sharding
+from tests.meta import test_trainer
+
+# Programs differ from one program only in summation order.
+ETA_RTOL = 1e-5
+ETA_ATOL = 1e-7
+
+
+@pytest.mark.parametrize("num_groups, per_shard, per_program, expected", [
+    (25, 25, 4, [(0, 4), (4, 8), (8, 12), (12, 16), (16, 20), (20, 24),
+                 (24, 25)]),
+    (3, 3, 1, [(0, 1), (1, 2), (2, 3)]),
+    (3, 3, 3, [(0, 3)]),
+    # Programs never straddle shards, so each position repeats per shard.
+    (6, 3, 2, [(0, 2), (2, 3), (3, 5), (5, 6)]),
+    (6, 3, 5, [(0, 3), (3, 6)]),
+])
+def test_chunks_are_runs_of_at_most_n_groups_within_a_shard(
+    num_groups, per_shard, per_program, expected):
+  assert trainer_lib.chunk_bounds(num_groups, per_shard, per_program) == expected
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "2", None])
+def test_groups_per_program_must_be_a_non_negative_integer(value):
+  with pytest.raises(errors.ConfigError, match="groups_per_program"):
+    trainer_lib.check_groups_per_program(value)
+
+
+def test_config_checks_groups_per_program():
+  config_validation.check(test_trainer.tiny_config(
+      **{"population.groups_per_program": 2}))
+  with pytest.raises(errors.ConfigError,
+                     match="groups_per_program must be a non-negative"):
+    config_validation.check(test_trainer.tiny_config(
+        **{"population.groups_per_program": -1}))
+  with pytest.raises(errors.ConfigError, match="ES evaluates its members"):
+    config_validation.check(test_trainer.tiny_config(
+        **{"population.groups_per_program": 2, "meta.optimiser": "es"}))
+
+
+def eta_after_steps(groups_per_program: int, jit_compile: bool,
+                    steps: int = 3) -> np.ndarray:
+  """eta after `steps` meta-steps of tiny_config (3 groups: a chain and a grid
+  world's two action spaces)."""
+  config = test_trainer.tiny_config(
+      **{"population.groups_per_program": groups_per_program})
+  tf.random.set_seed(config.seed)  # eta_0 from Sonnet's initialisers.
+  trainer = meta_train.build_trainer(config, meta_train.build_rule(config),
+                                     jit_compile=jit_compile)
+  for _ in range(steps):
+    assert trainer.step()["meta_gradient_finite"] == 1.0
+  return np.concatenate([v.numpy().ravel()
+                         for v in trainer.rule.trainable_variables])
+
+
+@pytest.mark.slow  # Three trainers traced: about 6 minutes each on 2 busy cores.
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_several_programs_give_the_eta_of_one(jit_compile):
+  one_program = eta_after_steps(0, jit_compile)
+  assert np.abs(one_program).max() > 0
+  for groups_per_program in (1, 2):
+    np.testing.assert_allclose(eta_after_steps(groups_per_program, jit_compile),
+                               one_program, rtol=ETA_RTOL, atol=ETA_ATOL)
+
+
+@pytest.mark.slow  # Three trainers in a fresh process: minutes.
+def test_several_programs_on_two_replicas_give_the_eta_of_one(tmp_path):
+  out = os.path.join(tmp_path, "chunked.npz")
+  test_sharding.run_process("chunked", out)
+  found = np.load(out)
+  for key in ("chunked_1", "chunked_2"):
+    np.testing.assert_allclose(found[key], found["one_program"],
+                               rtol=ETA_RTOL, atol=ETA_ATOL)
+  # Two shards of two groups, one group per program: the programs at each
+  # position of a shard serve both shards.
+  assert found["traces_1"] == 2
