@@ -79,26 +79,45 @@ def helpers(out_path: str) -> None:
                             for x, b in gathered]}, f)
 
 
+def _built(config, replicas: int, devices: list, build):
+  """The rule (eta_0 from config.seed) and `build(rule, strategy)`'s trainer
+  on the first `replicas` of `devices` (1: the default strategy)."""
+  import sonnet as snt  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from lpg_tf.experiments import meta_train  # pylint: disable=g-import-not-at-top
+
+  strategy = (tf.distribute.get_strategy() if replicas == 1
+              else snt.distribute.Replicator(devices[:replicas]))
+  tf.random.set_seed(config.seed)
+  rule = meta_train.build_rule(config)
+  with strategy.scope():
+    return rule, build(rule, strategy)
+
+
+def _eta(rule) -> np.ndarray:
+  return np.concatenate([v.numpy().ravel() for v in rule.trainable_variables])
+
+
+def _meta_trainer(config, groups_per_program: int = 0):
+  """`_built`'s build for a meta-gradient trainer without XLA."""
+  from lpg_tf.experiments import meta_train  # pylint: disable=g-import-not-at-top
+  return lambda rule, strategy: meta_train.trainer_lib.MetaTrainer(
+      rule, meta_train.population_spec(config), meta_train.meta_spec(config),
+      seed=config.seed, strategy=strategy, jit_compile=False,
+      groups_per_program=groups_per_program)
+
+
 def trainer(out_path: str, replica_counts: list) -> None:
   """eta after STEPS meta-steps and a step that ends every lifetime."""
   devices = strategy_lib.cpu_device_names(max(replica_counts))
-  import sonnet as snt  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tests.meta import test_trainer  # pylint: disable=g-import-not-at-top
-  from lpg_tf.experiments import meta_train  # pylint: disable=g-import-not-at-top
 
   config = test_trainer.tiny_config(**OVERRIDES)
   results = {}
   for replicas in replica_counts:
-    strategy = (tf.distribute.get_strategy() if replicas == 1
-                else snt.distribute.Replicator(devices[:replicas]))
-    tf.random.set_seed(config.seed)
-    rule = meta_train.build_rule(config)
-    with strategy.scope():
-      meta_trainer = meta_train.trainer_lib.MetaTrainer(
-          rule, meta_train.population_spec(config),
-          meta_train.meta_spec(config), seed=config.seed, strategy=strategy,
-          jit_compile=False)
+    rule, meta_trainer = _built(config, replicas, devices,
+                                _meta_trainer(config))
     for _ in range(STEPS):
       meta_trainer.step()
     population = meta_trainer.population
@@ -108,8 +127,7 @@ def trainer(out_path: str, replica_counts: list) -> None:
           state.steps.shape, tf.constant(group.lifetime_steps, tf.int64))))
     counts_before = population.bandits.bandits["chain/short"].counts.sum()
     numbers = meta_trainer.step()
-    results[f"eta_{replicas}"] = np.concatenate(
-        [v.numpy().ravel() for v in rule.trainable_variables])
+    results[f"eta_{replicas}"] = _eta(rule)
     results[f"ended_{replicas}"] = numbers["ended_lifetimes"]
     results[f"bandit_fed_{replicas}"] = (
         population.bandits.bandits["chain/short"].counts.sum() - counts_before)
@@ -120,24 +138,18 @@ def trainer(out_path: str, replica_counts: list) -> None:
 def hybrid(out_path: str, replica_counts: list) -> None:
   """eta after STEPS hybrid steps (ES and meta-gradient) per replica count."""
   devices = strategy_lib.cpu_device_names(max(replica_counts))
-  import sonnet as snt  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tests.meta import test_trainer  # pylint: disable=g-import-not-at-top
   from lpg_tf.experiments import meta_train  # pylint: disable=g-import-not-at-top
 
   config = test_trainer.tiny_config(**OVERRIDES, **HYBRID_OVERRIDES)
   results = {}
   for replicas in replica_counts:
-    strategy = (tf.distribute.get_strategy() if replicas == 1
-                else snt.distribute.Replicator(devices[:replicas]))
-    tf.random.set_seed(config.seed)
-    rule = meta_train.build_rule(config)
-    with strategy.scope():
-      meta_trainer = meta_train.build_trainer(config, rule, strategy,
-                                              jit_compile=False)
+    rule, meta_trainer = _built(
+        config, replicas, devices,
+        lambda rule, strategy: meta_train.build_trainer(
+            config, rule, strategy, jit_compile=False))
     es_steps = sum(meta_trainer.step()["hybrid/es_step"] for _ in range(STEPS))
-    results[f"eta_{replicas}"] = np.concatenate(
-        [v.numpy().ravel() for v in rule.trainable_variables])
+    results[f"eta_{replicas}"] = _eta(rule)
     results[f"es_steps_{replicas}"] = es_steps
     results[f"lifetimes_{replicas}"] = meta_trainer.population.num_lifetimes
   np.savez(out_path, **results)
@@ -171,29 +183,18 @@ def chunked(out_path: str) -> None:
   """eta after STEPS meta-steps as one program, and as programs of one group
   on one and on two replicas."""
   devices = strategy_lib.cpu_device_names(2)
-  import sonnet as snt  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tests.meta import test_trainer  # pylint: disable=g-import-not-at-top
-  from lpg_tf.experiments import meta_train  # pylint: disable=g-import-not-at-top
 
   config = test_trainer.tiny_config(**CHUNKED_OVERRIDES)
   results = {}
   for name, replicas, groups_per_program in (("one_program", 1, 0),
                                              ("chunked_1", 1, 1),
                                              ("chunked_2", 2, 1)):
-    strategy = (tf.distribute.get_strategy() if replicas == 1
-                else snt.distribute.Replicator(devices[:replicas]))
-    tf.random.set_seed(config.seed)
-    rule = meta_train.build_rule(config)
-    with strategy.scope():
-      meta_trainer = meta_train.trainer_lib.MetaTrainer(
-          rule, meta_train.population_spec(config),
-          meta_train.meta_spec(config), seed=config.seed, strategy=strategy,
-          jit_compile=False, groups_per_program=groups_per_program)
+    rule, meta_trainer = _built(config, replicas, devices,
+                                _meta_trainer(config, groups_per_program))
     for _ in range(STEPS):
       meta_trainer.step()
-    results[name] = np.concatenate(
-        [v.numpy().ravel() for v in rule.trainable_variables])
+    results[name] = _eta(rule)
     if name == "chunked_1":
       results["traces_1"] = (
           meta_trainer._compiled_chunk.experimental_get_tracing_count())  # pylint: disable=protected-access
