@@ -16,7 +16,6 @@ runs and skips finished ones, and a run directory holding a different config
 is refused.
 """
 
-import copy
 import os
 from typing import Any, Dict, List, Mapping, NamedTuple, Sequence
 
@@ -64,10 +63,7 @@ def resolve_variants(names: Sequence[str]) -> List[str]:
 def variant_config(config: ml_collections.ConfigDict, name: str,
                    seed_index: int) -> ml_collections.ConfigDict:
   """`config` with variant `name`'s overrides and seed config.seed + index."""
-  config = copy.deepcopy(config)
-  for key, value in VARIANTS[name].overrides.items():
-    parent, _, leaf = key.rpartition(".")
-    (config_value(config, parent) if parent else config)[leaf] = value
+  config = cli.with_values(config, VARIANTS[name].overrides)
   config.seed = config.seed + seed_index
   return config
 
@@ -98,7 +94,7 @@ def run_variants(config: ml_collections.ConfigDict, workdir: str,
         raise errors.ConfigError(f"Variant {name}: {e}") from e
       configs[name, index] = variant
   unchanged = [n for n in names if n != "lpg" and all(
-      config_value(config, k) == v for k, v in VARIANTS[n].overrides.items())]
+      cli.config_value(config, k) == v for k, v in VARIANTS[n].overrides.items())]
   for name in unchanged:
     logging.warning("Variant %s changes nothing in this config: its runs "
                     "repeat LPG's", name)
@@ -111,10 +107,3 @@ def run_variants(config: ml_collections.ConfigDict, workdir: str,
     directories[name].append(directory)
   return directories
 
-
-def config_value(config: ml_collections.ConfigDict, key: str) -> Any:
-  """The value at the dotted `key` of `config`."""
-  node = config
-  for part in key.split("."):
-    node = node[part]
-  return node

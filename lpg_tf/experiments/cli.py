@@ -13,10 +13,11 @@ defines its config flag with `define_config_file`, and runs
     not a traceback.
 """
 
+import copy
 import logging
 import os
 import sys
-from typing import List, Sequence
+from typing import Any, List, Mapping, Sequence
 
 from absl import flags
 from absl import logging as absl_logging
@@ -144,3 +145,22 @@ def resolve_names(names: Sequence[str], valid: Sequence[str], flag: str,
   if not resolved:
     raise errors.ConfigError(f"--{flag} names no {kind}")
   return resolved
+
+
+def config_value(config: ml_collections.ConfigDict, key: str) -> Any:
+  """The value at the dotted `key` of `config` (e.g. "meta.learning_rate")."""
+  node = config
+  for part in key.split("."):
+    node = node[part]
+  return node
+
+
+def with_values(config: ml_collections.ConfigDict,
+                values: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """A deep copy of `config` with the value at each dotted key of `values`
+  replaced."""
+  config = copy.deepcopy(config)
+  for key, value in values.items():
+    parent, _, leaf = key.rpartition(".")
+    (config_value(config, parent) if parent else config)[leaf] = value
+  return config

@@ -127,20 +127,17 @@ COMBINATIONS: Tuple[Tuple[Callable[[Dict[str, Any]], bool], str], ...] = (
      "config.population.shards cannot be split evenly over config.cpu_devices "
      "replicas: set --config.population.shards to a multiple of cpu_devices "
      "(and population.lifetimes_per_env to a multiple of shards)"),
-    (lambda c: c["meta.optimiser"] == "es"
+    (lambda c: c["meta.optimiser"] in ("es", "hybrid")
      and c["total_env_steps"] is not None,
      "config.total_env_steps counts the meta-gradient's environment steps; "
-     "with config.meta.optimiser='es' give config.num_meta_steps instead"),
+     "with config.meta.optimiser='es' or 'hybrid' give config.num_meta_steps "
+     "instead"),
     (lambda c: c["meta.optimiser"] == "es"
      and c["population.groups_per_program"] > 0,
      "config.population.groups_per_program cuts the meta-gradient's step into "
      "several programs; ES evaluates its members in one program: leave "
      "config.population.groups_per_program at 0 with "
      "config.meta.optimiser='es'"),
-    (lambda c: c["meta.optimiser"] == "hybrid"
-     and c["total_env_steps"] is not None,
-     "config.total_env_steps counts the meta-gradient's environment steps; "
-     "with config.meta.optimiser='hybrid' give config.num_meta_steps instead"),
 )
 
 

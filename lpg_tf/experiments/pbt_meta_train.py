@@ -52,6 +52,7 @@ import ray
 from ray import tune
 
 from lpg_tf import errors
+from lpg_tf.experiments import cli
 from lpg_tf.experiments import meta_train
 from lpg_tf.experiments import run_directory
 from lpg_tf.meta import pbt
@@ -105,25 +106,12 @@ class Settings:
             "interval": self.interval, "modes": list(self.modes)}
 
 
-def config_value(config: ml_collections.ConfigDict, key: str) -> Any:
-  """`config`'s value at a dotted key."""
-  for part in key.split("."):
-    config = config[part]
-  return config
-
-
 def member_config(config: ml_collections.ConfigDict,
                   hyperparameters: Mapping[str, Any],
                   interval: int) -> ml_collections.ConfigDict:
   """A member's meta-training config: `config` with its hyperparameters, and
   validation and checkpoints every `interval` meta-steps (its reports)."""
-  config = config.copy_and_resolve_references()
-  for key, value in hyperparameters.items():
-    *path, name = key.split(".")
-    section = config
-    for part in path:
-      section = section[part]
-    section[name] = value
+  config = cli.with_values(config, hyperparameters)
   config.validation.every = interval
   config.checkpoint_every = interval
   config.log_every = min(config.log_every, interval)
@@ -151,7 +139,7 @@ def check(settings: Settings) -> Sequence[Dict[str, Any]]:
   unknown = sorted(set(settings.modes) - set(MODES))
   if unknown:
     raise errors.ConfigError(f"Unknown optimiser modes {unknown}; valid: {MODES}")
-  base = {key: config_value(config, key) for key in SEARCH_SPACE}
+  base = {key: cli.config_value(config, key) for key in SEARCH_SPACE}
   members = pbt.initial_hyperparameters(
       base, SEARCH_SPACE, settings.members, np.random.default_rng(config.seed),
       modes=settings.modes, mode_key=MODE_KEY)

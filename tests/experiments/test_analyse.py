@@ -13,6 +13,7 @@ import pytest
 
 from lpg_tf import errors
 from lpg_tf.experiments import ablations
+from lpg_tf.experiments import cli
 from lpg_tf.experiments import analyse
 from tests.meta import test_trainer
 
@@ -130,14 +131,14 @@ class AnalyseTest(parameterized.TestCase):
       config = ablations.variant_config(base, name, seed_index=1)
       self.assertEqual(config.seed, base.seed + 1)
       for key, value in variant.overrides.items():
-        self.assertEqual(ablations.config_value(config, key), value)
+        self.assertEqual(cli.config_value(config, key), value)
       flat, flat_base = config.to_dict(), base.to_dict()
       changed = {f"{section}.{key}" for section in flat_base
                  if isinstance(flat_base[section], dict)
                  for key in flat_base[section]
                  if flat[section][key] != flat_base[section][key]}
       self.assertEqual(changed, {k for k, v in variant.overrides.items()
-                                 if ablations.config_value(base, k) != v})
+                                 if cli.config_value(base, k) != v})
     np.testing.assert_equal(base.seed, test_trainer.tiny_config().seed)
 
   def test_launcher_error_is_one_line(self):
