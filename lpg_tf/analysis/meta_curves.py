@@ -9,7 +9,9 @@ once per action space: `tabular/dense[move]`), and with validation on,
 held-out return of fresh agents trained by the current eta).
 
 `read_scalars` reads every event file (a resumed run writes a new one and
-logs again the steps after its checkpoint: the later value of a step wins),
+logs again the steps after its checkpoint: the later value of a step wins;
+`read_timed_scalars` keeps when each point was written, for curves over wall
+clock),
 `meta_curves` picks the curves out and smooths the returns, `plot` draws one
 panel per environment (raw return faint, smoothed solid, validation returns
 as markers) and one for the validation score, and `to_json` gives the numbers.
@@ -36,29 +38,63 @@ DEFAULT_SMOOTHING = 0.8
 Curve = Tuple[np.ndarray, np.ndarray]  # (meta-steps, values), sorted by step.
 
 
-def read_scalars(tb_dir: str) -> Dict[str, Curve]:
-  """Every scalar of the event files under `tb_dir`: tag -> (steps, values).
+class TimedCurve(NamedTuple):
+  """One tag's points with the wall-clock time each was written at."""
+  steps: np.ndarray  # int64, sorted.
+  values: np.ndarray  # float64.
+  wall_times: np.ndarray  # float64, seconds since the epoch.
+
+
+class TimedScalars(NamedTuple):
+  """A run's scalars and when its first summary was written.
+
+  Attributes:
+    curves: tag -> its points.
+    start: the earliest wall time of any event (each event file begins with
+      one written when its writer opened: for a run, just after it started);
+      None when there are no events.
+  """
+  curves: Dict[str, TimedCurve]
+  start: Optional[float]
+
+
+def read_timed_scalars(tb_dir: str) -> TimedScalars:
+  """Every scalar of the event files under `tb_dir`, with wall times.
 
   Events are taken in the order they were written (wall time); a step logged
-  twice (by a run and by its resumption) keeps the later value. A file whose
-  last record is cut short (a run writing it now) is read up to that record.
+  twice (by a run and by its resumption) keeps the later value and time. A
+  file whose last record is cut short (a run writing it now) is read up to
+  that record.
   """
-  events = []
+  events, start = [], None
   for path in glob.glob(os.path.join(tb_dir, "events.out.tfevents.*")):
     try:
       for record in tf.data.TFRecordDataset(path):
         event = tf.compat.v1.Event.FromString(record.numpy())
+        start = event.wall_time if start is None else min(start, event.wall_time)
         for value in event.summary.value:
           events.append((event.wall_time, value.tag, event.step,
                          float(tf.make_ndarray(value.tensor))))
     except tf.errors.DataLossError:
       continue
-  by_tag: Dict[str, Dict[int, float]] = {}
-  for _, tag, step, number in sorted(events, key=lambda e: e[0]):
-    by_tag.setdefault(tag, {})[step] = number
-  return {tag: (np.array(sorted(points), np.int64),
-                np.array([points[s] for s in sorted(points)], np.float64))
-          for tag, points in by_tag.items()}
+  by_tag: Dict[str, Dict[int, Tuple[float, float]]] = {}
+  for wall_time, tag, step, number in sorted(events, key=lambda e: e[0]):
+    by_tag.setdefault(tag, {})[step] = (number, wall_time)
+  curves = {}
+  for tag, points in by_tag.items():
+    steps = sorted(points)
+    curves[tag] = TimedCurve(
+        np.array(steps, np.int64),
+        np.array([points[s][0] for s in steps], np.float64),
+        np.array([points[s][1] for s in steps], np.float64))
+  return TimedScalars(curves, start)
+
+
+def read_scalars(tb_dir: str) -> Dict[str, Curve]:
+  """Every scalar of the event files under `tb_dir`: tag -> (steps, values)
+  (`read_timed_scalars` without the times)."""
+  return {tag: (curve.steps, curve.values)
+          for tag, curve in read_timed_scalars(tb_dir).curves.items()}
 
 
 def smooth(values: np.ndarray, weight: float) -> np.ndarray:
