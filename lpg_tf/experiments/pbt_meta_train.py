@@ -187,6 +187,43 @@ def restore_member(source: str, member_dir: str) -> Dict[str, Any]:
   return record
 
 
+def enter_member(member: str, member_dir: str, lineage: str,
+                 hyperparameters: Mapping[str, Any],
+                 source: Optional[str]) -> Dict[str, Any]:
+  """Readies a member's run directory as its trial (re)starts and writes the
+  lineage line that says why; returns that line.
+
+  Args:
+    member: the member's id.
+    member_dir: its run directory.
+    lineage: DIR/lineage.jsonl.
+    hyperparameters: what it trains with from now on.
+    source: the report Tune restarts it from (`package_member`'s layout), or
+      None for a trial without one.
+
+  A report of its own is a "resume" (Tune paused it, or a rerun continues the
+  population), another member's an "exploit" (`restore_member` copies that
+  state in). Without a report the member "start"s, unless its directory
+  already holds a checkpoint (it crashed before its first report): then
+  meta_train resumes from that checkpoint, and the line says "resume".
+  """
+  if source is None:
+    saved = run_directory.checkpoint_numbers(
+        os.path.join(member_dir, run_directory.CHECKPOINT_DIR))
+    if saved:
+      return pbt.append_lineage(lineage, "resume", member, saved[-1],
+                                hyperparameters)
+    return pbt.append_lineage(lineage, "start", member, 0, hyperparameters)
+  donor = restore_member(source, member_dir)
+  if donor["member"] == member:
+    return pbt.append_lineage(lineage, "resume", member, donor["meta_step"],
+                              hyperparameters)
+  return pbt.append_lineage(lineage, "exploit", member, donor["meta_step"],
+                            hyperparameters, donor=donor["member"],
+                            donor_hyperparameters=donor["hyperparameters"],
+                            donor_fitness=donor["fitness"])
+
+
 def _run_member(tune_config: Dict[str, Any], settings: Settings,
                 workdir: str) -> None:
   """One trial: a member's meta-training, reporting every interval."""
@@ -196,18 +233,10 @@ def _run_member(tune_config: Dict[str, Any], settings: Settings,
   lineage = os.path.join(workdir, LINEAGE_NAME)
   checkpoint = tune.get_checkpoint()
   if checkpoint is None:
-    pbt.append_lineage(lineage, "start", member, 0, hyperparameters)
+    enter_member(member, member_dir, lineage, hyperparameters, None)
   else:
     with checkpoint.as_directory() as source:
-      donor = restore_member(source, member_dir)
-    if donor["member"] == member:
-      pbt.append_lineage(lineage, "resume", member, donor["meta_step"],
-                         hyperparameters)
-    else:
-      pbt.append_lineage(lineage, "exploit", member, donor["meta_step"],
-                         hyperparameters, donor=donor["member"],
-                         donor_hyperparameters=donor["hyperparameters"],
-                         donor_fitness=donor["fitness"])
+      enter_member(member, member_dir, lineage, hyperparameters, source)
 
   def report(step: int, numbers: Mapping[str, float]) -> None:
     fitness = float(numbers["validation/score"])

@@ -103,6 +103,48 @@ def exploit(test, straight, donor):
 HYPERPARAMETERS = {"meta.learning_rate": tiny_config().meta.learning_rate}
 
 
+def fake_member(root, step):
+  """A member directory as meta_train leaves it at a checkpoint (file names
+  only: enough for what moves and what is counted)."""
+  os.makedirs(os.path.join(root, meta_train.CHECKPOINT_DIR))
+  os.makedirs(os.path.join(root, meta_train.RULE_DIR))
+  for name in (f"ckpt-{step}.index", f"ckpt-{step}.data-00000-of-00001"):
+    open(os.path.join(root, meta_train.CHECKPOINT_DIR, name), "w").close()
+  with open(os.path.join(root, meta_train.CONFIG_NAME), "w") as f:
+    f.write("{}")
+  return root
+
+
+class EnterMemberTest(absltest.TestCase):
+
+  def test_the_lineage_says_why_a_member_runs(self):
+    """start; a restart after a crash before the first report (own
+    checkpoint, no report) is a resume; a report of its own is a resume,
+    another member's an exploit."""
+    root = self.create_tempdir().full_path
+    lineage = os.path.join(root, pbt_meta_train.LINEAGE_NAME)
+    member_dir = os.path.join(root, "members", "m")
+    enter = lambda source: pbt_meta_train.enter_member(
+        "m", member_dir, lineage, HYPERPARAMETERS, source)
+    self.assertEqual(enter(None)["event"], "start")
+    fake_member(member_dir, step=4)
+    record = enter(None)
+    self.assertEqual((record["event"], record["meta_step"]), ("resume", 4))
+    for owner in ("m", "d"):
+      report = self.create_tempdir().full_path
+      pbt_meta_train.package_member(
+          fake_member(self.create_tempdir().full_path, step=6), report,
+          {"member": owner, "meta_step": 6, "fitness": 0.5,
+           "hyperparameters": HYPERPARAMETERS})
+      record = enter(report)
+      self.assertEqual(record["meta_step"], 6)
+      self.assertEqual(run_directory.checkpoint_numbers(
+          os.path.join(member_dir, meta_train.CHECKPOINT_DIR)), [6])
+    self.assertEqual(record["donor"], "d")
+    self.assertEqual([r["event"] for r in pbt.read_lineage(lineage)],
+                     ["start", "resume", "resume", "exploit"])
+
+
 class ExploitTest(absltest.TestCase):
 
   def test_the_recipient_holds_the_donors_checkpoints_and_config(self):
