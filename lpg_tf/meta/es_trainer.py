@@ -135,6 +135,13 @@ class _WindowOutput(NamedTuple):
   metrics: List[Dict[str, tf.Tensor]]
 
 
+class Estimate(NamedTuple):
+  """One ES estimate (`ESTrainer.estimate`)."""
+  grads: List[tf.Tensor]  # The loss gradient, one tensor per variable of eta.
+  fitness: tf.Tensor  # [P, groups]: what each perturbed member scored.
+  window: _WindowOutput  # The window's outputs (new states, ends, metrics).
+
+
 class ESTrainer(tf.Module):
   """Meta-trains an LPG rule by evolution strategies on a population."""
 
@@ -244,19 +251,27 @@ class ESTrainer(tf.Module):
         seed, [v.shape for v in self.rule.trainable_variables],
         self._spec.population_size)
 
-  def step(self) -> Dict[str, float]:
-    """One ES step; returns the numbers worth logging."""
-    step = int(self.step_counter.numpy())
+  def estimate(self, noise_step: int) -> "Estimate":
+    """The ES loss-gradient estimate at eta and the population's current
+    lifetimes with the noise of ES step `noise_step`; changes nothing (the
+    window's new states are returned, not kept)."""
     variables = self.rule.trainable_variables
-    noise = self.noise(step)
+    noise = self.noise(noise_step)
     perturbed = es.perturb([tf.convert_to_tensor(v) for v in variables], noise,
                            self._spec.sigma)
     member_params = [tf.concat([v[tf.newaxis], p], axis=0)
                      for v, p in zip(variables, perturbed)]
     out = self._window_all(member_params)
-    fitness = tf.stack(out.fitness, axis=1)  # [M, groups]
+    fitness = tf.stack(out.fitness, axis=1)  # [P, groups]: the perturbed.
     grads = es.gradient_estimate(noise, es.shaped_utilities(fitness),
                                  self._spec.sigma)
+    return Estimate(grads, fitness, out)
+
+  def step(self) -> Dict[str, float]:
+    """One ES step; returns the numbers worth logging."""
+    step = int(self.step_counter.numpy())
+    variables = self.rule.trainable_variables
+    grads, fitness, out = self.estimate(step)
     finite = all(bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads)
     norm = tf.linalg.global_norm(grads)
     if finite:

@@ -114,6 +114,25 @@ class TrainerTest(absltest.TestCase):
       self.assertFalse(np.any(a.numpy() == b.numpy()))
 
 
+  def test_an_estimate_changes_nothing(self):
+    """estimate() twice gives one estimate and leaves the state as it was,
+    so a step afterwards is the step a fresh trainer takes."""
+    config = es_config()
+    tf.random.set_seed(0)  # eta_0: the same for both trainers.
+    trainer = meta_train.build_trainer(config, meta_train.build_rule(config))
+    before = trainer_state(trainer)
+    first, second = trainer.estimate(0), trainer.estimate(0)
+    for a, b in zip(first.grads, second.grads):
+      np.testing.assert_array_equal(a.numpy(), b.numpy())
+    self.assertEqual(first.fitness.shape[0], 2)  # [P, groups]
+    assert_same_state(self, before, trainer_state(trainer))
+    trainer.step()
+    tf.random.set_seed(0)
+    fresh = meta_train.build_trainer(config, meta_train.build_rule(config))
+    fresh.step()
+    assert_same_state(self, trainer_state(fresh), trainer_state(trainer))
+
+
 class InputErrorsTest(absltest.TestCase):
 
   def test_bad_values_are_refused_before_any_work(self):
