@@ -17,7 +17,8 @@ This module turns those records into numbers:
   `held_out`: per environment and optimiser, each seed's mean final return
     (itself a mean over compare.py's test seeds), their mean and standard
     error over seeds, and on how many seeds the rule reaches tuned A2C.
-  `markdown`, `plot` and `to_json` write them for people.
+  `run_summary`: how far each run got (meta-steps, validations, best score).
+  `markdown`, `runs_markdown`, `plot` and `to_json` write them for people.
 """
 
 import math
@@ -86,6 +87,36 @@ def scores_over_time(processes: Sequence[meta_curves.TimedScalars]
       np.array([(p[0] - start) / 60.0 for p in points]),
       np.array([p[1] for p in points], np.int64),
       np.array([p[2] for p in points], np.float64))
+
+
+def run_summary(processes: Sequence[meta_curves.TimedScalars]
+               ) -> Dict[str, Any]:
+  """What one run (or each member of a population) reached: the last
+  meta-step each process logged, its validations, and the best score."""
+  curve = scores_over_time(processes)
+  last_steps = sorted(int(max(c.steps.max() for c in p.curves.values()))
+                      for p in processes if p.curves)
+  best = int(np.argmax(curve.scores)) if curve.scores.size else None
+  return {"meta_steps": last_steps, "validations": int(curve.scores.size),
+          "best_score": None if best is None else float(curve.scores[best]),
+          "best_meta_step": None if best is None else int(curve.meta_steps[best])}
+
+
+def runs_markdown(summaries: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> str:
+  """A row per run: meta-steps reached (a population's members: lowest to
+  highest), validations, and the best validation score (its meta-step)."""
+  lines = ["| optimiser | seed | meta-steps | validations | best validation score (step) |",
+           "| --- | --- | --- | --- | --- |"]
+  for optimiser in OPTIMISERS:
+    for seed, summary in sorted(summaries.get(optimiser, {}).items()):
+      steps = summary["meta_steps"]
+      reached = ("–" if not steps else f"{steps[0]:,}" if len(steps) == 1
+                 else f"{steps[0]:,}–{steps[-1]:,} ({len(steps)} members)")
+      best = ("–" if summary["best_score"] is None else
+              f"{summary['best_score']:.3f} ({summary['best_meta_step']:,})")
+      lines.append(f"| {optimiser} | {seed} | {reached} | "
+                   f"{summary['validations']} | {best} |")
+  return "\n".join(lines) + "\n"
 
 
 def best_so_far(curve: ScoresOverTime, grid: np.ndarray) -> np.ndarray:
@@ -252,8 +283,11 @@ def plot(curves: Mapping[str, Mapping[int, ScoresOverTime]], path: str,
 
 
 def to_json(curves: Mapping[str, Mapping[int, ScoresOverTime]],
-            table: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-  """The plotted points and the held-out table, JSON-ready."""
+            table: Optional[Mapping[str, Any]],
+            summaries: Optional[Mapping[str, Mapping[int, Any]]] = None
+           ) -> Dict[str, Any]:
+  """The plotted points, the held-out table and the runs' summaries,
+  JSON-ready."""
   listed: Dict[str, Dict[str, List[Any]]] = {}
   for optimiser, seeds in curves.items():
     listed[optimiser] = {
@@ -261,4 +295,6 @@ def to_json(curves: Mapping[str, Mapping[int, ScoresOverTime]],
                     "meta_steps": c.meta_steps.tolist(),
                     "scores": c.scores.tolist()}
         for seed, c in sorted(seeds.items())}
-  return {"validation_score_over_time": listed, "held_out": table}
+  return {"validation_score_over_time": listed, "held_out": table,
+          "runs": {o: {str(seed): summary for seed, summary in seeds.items()}
+                   for o, seeds in (summaries or {}).items()}}

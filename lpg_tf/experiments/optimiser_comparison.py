@@ -7,7 +7,8 @@ more compare.py work directories whose `results.json` compare those runs'
 rules with A2C (`analysis.optimiser_comparison`). From it this writes:
   OUT.png   validation score over wall clock per optimiser, mean over seeds
   OUT.json  the plotted points and the held-out table's numbers
-  OUT.md    the held-out table (absent when no results.json names the runs)
+  OUT.md    how far each run got, and the held-out table (when a results.json
+            names the runs)
 Bad input raises `errors.ConfigError` before anything is written.
 """
 
@@ -60,8 +61,7 @@ def read_results(runs_dir: str) -> List[Mapping[str, Any]]:
 
 
 def write_comparison(runs_dir: str, out: str, minutes: float = 0.0) -> str:
-  """Writes OUT.png, OUT.json and (with results) OUT.md; returns the JSON's
-  path.
+  """Writes OUT.png, OUT.json and OUT.md; returns the JSON's path.
 
   Args:
     runs_dir: the comparison directory (module docstring).
@@ -85,10 +85,14 @@ def write_comparison(runs_dir: str, out: str, minutes: float = 0.0) -> str:
     raise errors.ConfigError(
         f"{runs_dir} holds no run named <optimiser>_s<seed> (optimiser one of "
         f"{', '.join(comparison.OPTIMISERS)})")
-  curves = {optimiser: {seed: comparison.scores_over_time(
-      [meta_curves.read_timed_scalars(d) for d in _tb_dirs(optimiser, run)])
-                        for seed, run in seeds.items()}
-            for optimiser, seeds in runs.items()}
+  processes = {optimiser: {seed: [meta_curves.read_timed_scalars(d)
+                                   for d in _tb_dirs(optimiser, run)]
+                            for seed, run in seeds.items()}
+               for optimiser, seeds in runs.items()}
+  curves = {o: {seed: comparison.scores_over_time(p) for seed, p in seeds.items()}
+            for o, seeds in processes.items()}
+  summaries = {o: {seed: comparison.run_summary(p) for seed, p in seeds.items()}
+               for o, seeds in processes.items()}
   results = read_results(runs_dir)
   try:
     table = comparison.held_out(results) if results else None
@@ -97,11 +101,12 @@ def write_comparison(runs_dir: str, out: str, minutes: float = 0.0) -> str:
     raise errors.ConfigError(f"{runs_dir}: {error}") from error
   stem = out[:-len(".png")]
   with open(stem + ".json", "w") as f:
-    json.dump(comparison.to_json(curves, table), f, indent=1)
-  if table is not None:
-    with open(stem + ".md", "w") as f:
-      f.write(comparison.markdown(table))
-  logging.info("Comparison of %s over seeds %s in %s.{png,json%s}",
+    json.dump(comparison.to_json(curves, table, summaries), f, indent=1)
+  with open(stem + ".md", "w") as f:
+    f.write(comparison.runs_markdown(summaries))
+    if table is not None:
+      f.write("\n" + comparison.markdown(table))
+  logging.info("Comparison of %s over seeds %s in %s.{png,json,md}",
                ", ".join(runs), sorted({s for r in runs.values() for s in r}),
-               stem, ",md" if table is not None else "")
+               stem)
   return stem + ".json"

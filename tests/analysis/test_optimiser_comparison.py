@@ -63,6 +63,21 @@ class ScoresOverTimeTest(absltest.TestCase):
     self.assertTrue(np.isnan(comparison.best_so_far(empty, np.ones(2))).all())
 
 
+class RunSummaryTest(absltest.TestCase):
+
+  def test_how_far_each_member_got(self):
+    first = timed(0.0, [(60.0, 100, 0.3), (120.0, 200, 0.2)])
+    first.curves["meta_loss"] = meta_curves.TimedCurve(
+        np.array([10, 250]), np.zeros(2), np.array([10.0, 130.0]))
+    summary = comparison.run_summary([first, timed(0.0, [(90.0, 100, 0.4)])])
+    self.assertEqual(summary, {"meta_steps": [100, 250], "validations": 3,
+                               "best_score": 0.4, "best_meta_step": 100})
+    text = comparison.runs_markdown({"pbt": {1: summary}, "es": {
+        0: comparison.run_summary([timed(0.0, [])])}})
+    self.assertIn("| es | 0 | – | 0 | – |", text)
+    self.assertIn("| pbt | 1 | 100–250 (2 members) | 3 | 0.400 (100) |", text)
+
+
 class HeldOutTest(absltest.TestCase):
 
   def test_pools_seeds_against_a2c(self):

@@ -56,8 +56,11 @@ class WriteComparisonTest(absltest.TestCase):
     row = numbers["held_out"]["chain/short"]
     self.assertAlmostEqual(row["gradient"]["mean"], 0.7)
     self.assertEqual(row["gradient"]["at_least_a2c"], 1)
+    self.assertEqual(numbers["runs"]["pbt"]["0"]["meta_steps"], [100, 100])
     with open(out[:-len(".png")] + ".md") as f:
-      self.assertIn("| **0.7 ± 0.2** (1/2) | **0.7 ± 0.05** |", f.read())  # A tie.
+      text = f.read()
+    self.assertIn("| gradient | 1 | 250 | 1 | 0.400 (250) |", text)
+    self.assertIn("| **0.7 ± 0.2** (1/2) | **0.7 ± 0.05** |", text)  # A tie.
 
   def test_refuses_bad_input_before_writing(self):
     empty = self.create_tempdir().full_path
