@@ -1,7 +1,7 @@
 """Signal of ES estimates by population size, sigma and window.
 
   python launchers/es_signal.py --config=configs/cpu.py --out=runs/es_signal.json
-  python launchers/es_signal.py --rule=runs/cpu/best_rule --out=runs/es_signal_trained.json
+  python launchers/es_signal.py --rules=eta_0,runs/cpu/best_rule --out=runs/es_signal.json
 
 For each setting (one at a time around the config's meta.es values), draws
 --estimates ES gradient estimates at one eta and one population state and
@@ -27,8 +27,9 @@ _CONFIG = cli.define_config_file(
     "The population measured on; override values with --config.name=value.")
 _OUT = flags.DEFINE_string("out", None, "The JSON to write (markdown goes "
                            "next to it).")
-_RULE = flags.DEFINE_string("rule", None, "Measure at this exported rule's "
-                            "eta (default: the config's eta_0).")
+_RULES = flags.DEFINE_list(
+    "rules", [es_signal.ETA_0], f"Where to measure: {es_signal.ETA_0} (the "
+    "config's initial eta) and/or exported rules' directories.")
 _ESTIMATES = flags.DEFINE_integer("estimates", 6, "Estimates per setting.")
 _POPULATION_SIZES = flags.DEFINE_list("population_sizes", ["4", "16"],
                                       "Population sizes P to try.")
@@ -43,8 +44,9 @@ def main(argv):
     settings = es_signal.settings_around(
         _CONFIG.value, [int(p) for p in _POPULATION_SIZES.value],
         [float(s) for s in _SIGMAS.value], [int(w) for w in _WINDOWS.value])
+    rules = [None if r == es_signal.ETA_0 else r for r in _RULES.value]
     rows = es_signal.run(_CONFIG.value, settings, _ESTIMATES.value, _OUT.value,
-                         _RULE.value)
+                         rules)
   except (errors.ConfigError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   print(es_signal.markdown(rows), end="", flush=True)

@@ -251,20 +251,22 @@ class ESTrainer(tf.Module):
         seed, [v.shape for v in self.rule.trainable_variables],
         self._spec.population_size)
 
-  def estimate(self, noise_step: int) -> "Estimate":
+  def estimate(self, noise_step: int,
+               sigma: Optional[float] = None) -> "Estimate":
     """The ES loss-gradient estimate at eta and the population's current
     lifetimes with the noise of ES step `noise_step`; changes nothing (the
-    window's new states are returned, not kept)."""
+    window's new states are returned, not kept). `sigma`: another
+    perturbation scale than the spec's (the compiled window serves any)."""
+    sigma = self._spec.sigma if sigma is None else sigma
     variables = self.rule.trainable_variables
     noise = self.noise(noise_step)
     perturbed = es.perturb([tf.convert_to_tensor(v) for v in variables], noise,
-                           self._spec.sigma)
+                           sigma)
     member_params = [tf.concat([v[tf.newaxis], p], axis=0)
                      for v, p in zip(variables, perturbed)]
     out = self._window_all(member_params)
     fitness = tf.stack(out.fitness, axis=1)  # [P, groups]: the perturbed.
-    grads = es.gradient_estimate(noise, es.shaped_utilities(fitness),
-                                 self._spec.sigma)
+    grads = es.gradient_estimate(noise, es.shaped_utilities(fitness), sigma)
     return Estimate(grads, fitness, out)
 
   def step(self) -> Dict[str, float]:

@@ -36,18 +36,20 @@ class RunTest(absltest.TestCase):
     config = test_es_trainer.es_config(**{
         "meta.es.window": 6, "meta.es.population_size": 4, "meta.es.sigma": 0.1})
     out = os.path.join(self.create_tempdir().full_path, "signal.json")
-    rows = es_signal.run(config, [es_signal.Setting(4, 0.1, 6)], 3, out)
+    rows = es_signal.run(config, [es_signal.Setting(4, 0.1, 6),
+                                  es_signal.Setting(4, 0.2, 6)], 3, out)
     with open(out) as f:
       self.assertEqual(json.load(f)["rows"], rows)
-    self.assertEqual([(r["population_size"], r["sigma"], r["window"],
-                       r["estimates"]) for r in rows], [(4, 0.1, 6, 3)])
+    self.assertEqual([(r["rule"], r["population_size"], r["sigma"], r["window"],
+                       r["estimates"]) for r in rows],
+                     [("eta_0", 4, 0.1, 6, 3), ("eta_0", 4, 0.2, 6, 3)])
     for row in rows:
       self.assertBetween(row["cosine_mean"], -1.0, 1.0)
       self.assertBetween(row["tied_fraction"], 0.0, 1.0)
       self.assertGreater(row["estimate_norm"], 0.0)
       self.assertGreater(row["seconds_per_estimate"], 0.0)
     with open(out[:-len(".json")] + ".md") as f:
-      self.assertLen(f.read().splitlines(), 3)
+      self.assertLen(f.read().splitlines(), 4)
 
   def test_refuses_bad_input_before_measuring(self):
     config = test_es_trainer.es_config()
