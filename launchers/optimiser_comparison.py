@@ -27,14 +27,18 @@ _MINUTES = flags.DEFINE_float(
     "minutes", 0.0, "End the time axis here (the runs' budget); 0: at the "
     "last validation.")
 
+_SEEDS = flags.DEFINE_list("seeds", [], "Only these seeds' runs (default: "
+                           "every seed found).")
+
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
     optimiser_comparison.write_comparison(_RUNS.value, _OUT.value,
-                                          _MINUTES.value)
-  except errors.ConfigError as error:
+                                          _MINUTES.value,
+                                          [int(s) for s in _SEEDS.value])
+  except (errors.ConfigError, ValueError) as error:
     raise app.UsageError(str(error)) from error
 
 

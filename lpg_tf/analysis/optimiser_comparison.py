@@ -131,6 +131,21 @@ def best_so_far(curve: ScoresOverTime, grid: np.ndarray) -> np.ndarray:
   return result
 
 
+def only_seeds(record: Mapping[str, Any], seeds: Sequence[int]
+              ) -> Dict[str, Any]:
+  """A compare.py record without the comparison runs' rules of other seeds
+  (A2C and rules from elsewhere stay)."""
+  def kept(rule: str) -> bool:
+    run = run_of_rule(rule)
+    return run is None or run.seed in seeds
+  return {**record,
+          "settings": {**record["settings"], "rules": [
+              r for r in record["settings"]["rules"] if kept(r)]},
+          "envs": {env: {**env_record, "rules": {
+              r: v for r, v in env_record["rules"].items() if kept(r)}}
+                   for env, env_record in record["envs"].items()}}
+
+
 def _mean_and_stderr(values: Sequence[float]) -> Dict[str, Optional[float]]:
   values = np.asarray(values, np.float64)
   stderr = (float(values.std(ddof=1) / math.sqrt(values.size))

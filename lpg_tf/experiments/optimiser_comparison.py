@@ -15,7 +15,7 @@ Bad input raises `errors.ConfigError` before anything is written.
 import glob
 import json
 import os
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Sequence
 
 from absl import logging
 
@@ -28,13 +28,15 @@ from lpg_tf.experiments import pbt_meta_train
 RESULTS_NAME = "results.json"  # compare.py's record in its work directory.
 
 
-def find_runs(runs_dir: str) -> Dict[str, Dict[int, str]]:
+def find_runs(runs_dir: str, seeds: Sequence[int] = ()
+             ) -> Dict[str, Dict[int, str]]:
   """optimiser -> seed -> run directory, for every `<optimiser>_s<seed>`
-  directory directly under `runs_dir`."""
+  directory directly under `runs_dir` (of `seeds` only, if given)."""
   runs: Dict[str, Dict[int, str]] = {}
   for name in sorted(os.listdir(runs_dir)):
     run = comparison.parse_run_name(name)
-    if run is not None and os.path.isdir(os.path.join(runs_dir, name)):
+    if (run is not None and os.path.isdir(os.path.join(runs_dir, name))
+        and (not seeds or run.seed in seeds)):
       runs.setdefault(run.optimiser, {})[run.seed] = os.path.join(runs_dir, name)
   return runs
 
@@ -47,20 +49,23 @@ def _tb_dirs(optimiser: str, run_dir: str) -> List[str]:
   return [os.path.join(run_dir, meta_train.TB_DIR)]
 
 
-def read_results(runs_dir: str) -> List[Mapping[str, Any]]:
+def read_results(runs_dir: str, seeds: Sequence[int] = ()
+                ) -> List[Mapping[str, Any]]:
   """The compare.py records under `runs_dir` that compare a comparison run's
-  rule."""
+  rule (of `seeds` only, if given)."""
   records = []
   for path in sorted(glob.glob(os.path.join(runs_dir, "*", RESULTS_NAME))):
     with open(path) as f:
       record = json.load(f)
-    if any(comparison.run_of_rule(rule) is not None
-           for rule in record.get("settings", {}).get("rules", [])):
-      records.append(record)
+    runs = [comparison.run_of_rule(rule)
+            for rule in record.get("settings", {}).get("rules", [])]
+    if any(run is not None and (not seeds or run.seed in seeds) for run in runs):
+      records.append(comparison.only_seeds(record, seeds) if seeds else record)
   return records
 
 
-def write_comparison(runs_dir: str, out: str, minutes: float = 0.0) -> str:
+def write_comparison(runs_dir: str, out: str, minutes: float = 0.0,
+                     seeds: Sequence[int] = ()) -> str:
   """Writes OUT.png, OUT.json and OUT.md; returns the JSON's path.
 
   Args:
@@ -68,6 +73,7 @@ def write_comparison(runs_dir: str, out: str, minutes: float = 0.0) -> str:
     out: the PNG's path; the JSON and markdown go next to it.
     minutes: the plot's time axis ends here (the budget); 0: at the last
       validation.
+    seeds: only these seeds' runs and rules; empty: every seed.
 
   Raises:
     ConfigError: `runs_dir` holds no comparison run or no validation score,
@@ -80,7 +86,7 @@ def write_comparison(runs_dir: str, out: str, minutes: float = 0.0) -> str:
     raise errors.ConfigError(f"--out must be a .png path, got {out!r}")
   if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
     raise errors.ConfigError(f"--out {out!r}: its directory does not exist")
-  runs = find_runs(runs_dir)
+  runs = find_runs(runs_dir, seeds)
   if not runs:
     raise errors.ConfigError(
         f"{runs_dir} holds no run named <optimiser>_s<seed> (optimiser one of "
@@ -93,7 +99,7 @@ def write_comparison(runs_dir: str, out: str, minutes: float = 0.0) -> str:
             for o, seeds in processes.items()}
   summaries = {o: {seed: comparison.run_summary(p) for seed, p in seeds.items()}
                for o, seeds in processes.items()}
-  results = read_results(runs_dir)
+  results = read_results(runs_dir, seeds)
   try:
     table = comparison.held_out(results) if results else None
     comparison.plot(curves, out, minutes or None)

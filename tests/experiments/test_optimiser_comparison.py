@@ -61,6 +61,12 @@ class WriteComparisonTest(absltest.TestCase):
       text = f.read()
     self.assertIn("| gradient | 1 | 250 | 1 | 0.400 (250) |", text)
     self.assertIn("| **0.7 ± 0.2** (1/2) | **0.7 ± 0.05** |", text)  # A tie.
+    with open(optimiser_comparison.write_comparison(runs, out, seeds=[1])) as f:
+      numbers = json.load(f)
+    self.assertEqual(list(numbers["validation_score_over_time"]), ["gradient"])
+    row = numbers["held_out"]["chain/short"]
+    self.assertEqual(row["gradient"]["seeds"], {"1": 0.5})
+    self.assertEqual(row["a2c"]["mean"], 0.7)
 
   def test_refuses_bad_input_before_writing(self):
     empty = self.create_tempdir().full_path
