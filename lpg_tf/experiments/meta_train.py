@@ -98,11 +98,13 @@ RULE_DIR = run_directory.RULE_DIR
 BEST_RULE_DIR = run_directory.BEST_RULE_DIR
 TB_DIR = "tb"
 # Config fields a resumed run may change: they set only run length, checkpoint
-# period, logging, when to give up on non-finite meta-gradients, or the
-# devices that run the population's shards (a checkpoint holds every shard,
-# whatever the number of replicas: lpg_tf.meta.sharding).
+# period, logging, when to give up on non-finite meta-gradients, the devices
+# that run the population's shards (a checkpoint holds every shard, whatever
+# the number of replicas: lpg_tf.meta.sharding), or how many groups one
+# compiled program holds (the same meta-gradient up to summation order).
 RESUMABLE_FIELDS = ("num_meta_steps", "total_env_steps", "checkpoint_every",
-                    "log_every", "max_nonfinite_steps", "strategy", "cpu_devices")
+                    "log_every", "max_nonfinite_steps", "strategy", "cpu_devices",
+                    "population.groups_per_program")
 CHECKPOINTS_TO_KEEP = 3
 # Config keys added after runs existed, with the values that keep the older
 # runs' behaviour: a run directory whose config.json lacks them continues.

@@ -3,6 +3,8 @@ how groups are cut into programs, the setting's checks, and the same eta as
 one program, on one replica and on two."""
 
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -88,3 +90,19 @@ def test_several_programs_on_two_replicas_give_the_eta_of_one(tmp_path):
   # Two shards of two groups, one group per program: the programs at each
   # position of a shard serve both shards.
   assert found["traces_1"] == 2
+
+
+@pytest.mark.slow  # Continues a run with three programs traced: minutes.
+def test_a_run_continues_with_another_number_of_groups_per_program():
+  """A run checkpointed at meta-step 2 with one program continues with one
+  group per program to the straight run's eta (summation order aside)."""
+  straight, at_ckpt_2 = test_trainer.straight_run()
+  continued = os.path.join(tempfile.mkdtemp(prefix="continued_"), "run")
+  shutil.copytree(at_ckpt_2, continued)
+  meta_train.meta_train(test_trainer.tiny_config(**{
+      **test_trainer.VALIDATED, "population.groups_per_program": 1}), continued)
+  for (name, expected), (_, found) in zip(test_trainer.rule_weights(straight),
+                                          test_trainer.rule_weights(continued)):
+    np.testing.assert_allclose(found, expected, rtol=ETA_RTOL, atol=ETA_ATOL,
+                               err_msg=name)
+  shutil.rmtree(os.path.dirname(continued))
