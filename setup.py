@@ -37,6 +37,8 @@ EXTRAS_REQUIRE = {
     "dev": [
         "pytest>=7.4",
         "pytest-timeout>=2.1",
+        # The PBT kill test follows the launcher's child processes.
+        "psutil>=5.9",
     ],
 }
 

@@ -2,14 +2,17 @@
 member's config, the exact copy of a member's state (exploit), and, marked
 slow, a real population on a local Ray instance through the launcher."""
 
+import glob
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 from absl.testing import absltest
 import numpy as np
+import psutil
 import pytest
 import ray
 
@@ -187,6 +190,16 @@ class ExploitTest(absltest.TestCase):
     self.assertIn("validation/score", reports[0][1])
 
 
+def population_command(workdir):
+  """The launcher's command for two members of the tiny config, four
+  intervals of 2 meta-steps, and its environment."""
+  return ([sys.executable, os.path.join(REPO, "launchers", "pbt_meta_train.py"),
+           "--config=tests/experiments/tiny_meta_config.py",
+           "--config.num_meta_steps=8", "--config.validation.lifetimes=1",
+           "--members=2", "--interval=2", f"--workdir={workdir}"],
+          dict(os.environ, PYTHONPATH=REPO))
+
+
 @pytest.mark.slow
 class LauncherTest(absltest.TestCase):
 
@@ -195,11 +208,7 @@ class LauncherTest(absltest.TestCase):
     the best member's rule, exploits that copy real reports, and a rerun that
     finds the population complete."""
     workdir = os.path.join(self.create_tempdir().full_path, "pbt")
-    command = [sys.executable, os.path.join(REPO, "launchers", "pbt_meta_train.py"),
-               "--config=tests/experiments/tiny_meta_config.py",
-               "--config.num_meta_steps=8", "--config.validation.lifetimes=1",
-               "--members=2", "--interval=2", f"--workdir={workdir}"]
-    env = dict(os.environ, PYTHONPATH=REPO)
+    command, env = population_command(workdir)
     for _ in range(2):
       run = subprocess.run(command, cwd=REPO, env=env, capture_output=True,
                            text=True, timeout=1200, check=False)
@@ -227,6 +236,39 @@ class LauncherTest(absltest.TestCase):
     export.load_rule_into(reported, os.path.join(best["checkpoint"],
                                                  pbt_meta_train.RULE_DIR))
     self.assertEqual(exported, sorted(v.numpy().tobytes() for v in reported.variables))
+    shutil.rmtree(workdir)
+
+  def test_a_killed_population_continues_when_the_command_runs_again(self):
+    """kill -9 of the launcher once a member has reported: the Ray processes
+    it started exit with it, its lock goes with it, and the same command
+    finishes the population from the members' reports (no member starts
+    over)."""
+    workdir = os.path.join(self.create_tempdir().full_path, "pbt")
+    command, env = population_command(workdir)
+    launcher = subprocess.Popen(command, cwd=REPO, env=env,
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    reports = os.path.join(workdir, pbt_meta_train.RAY_DIR,
+                           pbt_meta_train.EXPERIMENT_NAME, "*", "checkpoint_*")
+    deadline = time.monotonic() + 900
+    while not glob.glob(reports):
+      self.assertIsNone(launcher.poll(), "the population ended before a report")
+      self.assertLess(time.monotonic(), deadline)
+      time.sleep(1)
+    started = psutil.Process(launcher.pid).children(recursive=True)
+    self.assertNotEmpty(started)
+    launcher.kill()
+    launcher.wait()
+    _, alive = psutil.wait_procs(started, timeout=120)
+    self.assertEmpty(alive, [p.cmdline()[:3] for p in alive if p.is_running()])
+    run = subprocess.run(command, cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=1200, check=False)
+    self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+    records = pbt.read_lineage(os.path.join(workdir, pbt_meta_train.LINEAGE_NAME))
+    self.assertLen([r for r in records if r["event"] == "start"], 2)
+    with open(os.path.join(workdir, pbt_meta_train.RESULT_NAME)) as f:
+      result = json.load(f)
+    self.assertEqual([m["meta_step"] for m in result["members"]], [8, 8])
     shutil.rmtree(workdir)
 
 
