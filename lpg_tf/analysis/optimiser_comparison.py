@@ -16,7 +16,8 @@ This module turns those records into numbers:
     averaged over seeds (a rule exported at that time would be that good).
   `held_out`: per environment and optimiser, each seed's mean final return
     (itself a mean over compare.py's test seeds), their mean and standard
-    error over seeds, and on how many seeds the rule reaches tuned A2C.
+    error over seeds, and on how many seeds the rule reaches tuned A2C
+    (`only_seeds` first drops other seeds' rules from a record).
   `run_summary`: how far each run got (meta-steps, validations, best score).
   `markdown`, `runs_markdown`, `plot` and `to_json` write them for people.
 """
