@@ -106,3 +106,32 @@ def test_a_run_continues_with_another_number_of_groups_per_program():
     np.testing.assert_allclose(found, expected, rtol=ETA_RTOL, atol=ETA_ATOL,
                                err_msg=name)
   shutil.rmtree(os.path.dirname(continued))
+
+
+def _ancestors(op: tf.Operation) -> set:
+  """Every op that `op` waits for, through data and control edges."""
+  seen, stack = set(), [op]
+  while stack:
+    current = stack.pop()
+    for parent in [t.op for t in current.inputs] + list(current.control_inputs):
+      if parent not in seen:
+        seen.add(parent)
+        stack.append(parent)
+  return seen
+
+
+@pytest.mark.slow  # Traces three programs: about a minute.
+def test_the_programs_of_a_meta_step_do_not_wait_for_each_other():
+  """The chunk programs are called from one graph with no path between any
+  two of them, so the executor may run them at once (trainer docstring)."""
+  config = test_trainer.tiny_config(**{"population.groups_per_program": 1})
+  trainer = meta_train.build_trainer(config, meta_train.build_rule(config),
+                                     jit_compile=True)
+  graph = trainer._concurrent_chunks.get_concrete_function(  # pylint: disable=protected-access
+      trainer.population.read()).graph
+  calls = [op for op in graph.get_operations()
+           if op.type in ("PartitionedCall", "StatefulPartitionedCall")
+           and "chunk_step" in op.get_attr("f").name]
+  assert len(calls) == len(trainer.population.groups) == 3
+  for call in calls:
+    assert not set(calls) & _ancestors(call), call.name
