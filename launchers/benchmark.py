@@ -5,17 +5,28 @@
   python launchers/benchmark.py --config=configs/bench_tabular.py --config.meta.optimiser=es
   python launchers/benchmark.py --config=configs/gpu.py --mode=xla --warmup_steps=1 --timed_steps=5
   python launchers/benchmark.py --config=configs/appendix_a.py --mode=xla --timed_steps=20
+  python launchers/benchmark.py --config=configs/bench_tabular.py \
+      --sweep_lifetimes_per_env=8,16,32 --sweep_inner_updates=1,5,10
 
 Each mode runs in a fresh process (so peak memory is its own). Prints the time
 from the process's launch to its first meta-step (with the population's build
 and the first meta-step's compile time), meta-steps/s, inner-loop and scoring
 environment steps/s, peak memory (the device's on a GPU, else the process's
 resident set) and the projected hours for 10^10 environment steps for each,
+with XLA the meta-step's matmul FLOPs (counted from its programs' HLO) and
+the rate it achieved beside a dense matmul's, measured in the same process,
 and as its last line one JSON object with env_steps_per_s, meta_steps_per_s,
-launch_to_first_step_s, peak_rss_mb (XLA) and env_steps_per_s_no_xla. --mode=xla or --mode=no_xla runs that mode alone, in
+launch_to_first_step_s, peak_rss_mb, meta_step_gflop, share_of_dense_matmul
+(XLA) and env_steps_per_s_no_xla. --mode=xla or --mode=no_xla runs that mode alone, in
 this process, and prints its line and its JSON object. With
 --config.meta.optimiser=es the environment steps are those of every ES member's
 agents (ES agent environment steps/s) and a meta-step is an ES step.
+
+--sweep_lifetimes_per_env and --sweep_inner_updates run a scaling sweep
+instead: each number of lifetimes per environment at the config's K, then each
+K at the config's lifetimes, one fresh process each (XLA unless --mode says
+otherwise); a table of throughput and memory, each memory figure's growth per
+lifetime and per inner update (a least-squares line), and a JSON object last.
 """
 
 import json
@@ -23,6 +34,7 @@ import math
 import os
 import subprocess
 import sys
+from typing import Sequence
 
 from absl import app
 from absl import flags
@@ -37,14 +49,25 @@ _WARMUP = flags.DEFINE_integer("warmup_steps", 2, "Meta-steps after compilation 
 _STEPS = flags.DEFINE_integer("timed_steps", 10, "Meta-steps timed.")
 _MODE = flags.DEFINE_enum("mode", "both", ["both", "xla", "no_xla"],
                           "both: run each mode in a subprocess and summarise.")
+_SWEEP_LIFETIMES = flags.DEFINE_list(
+    "sweep_lifetimes_per_env", [],
+    "Scaling sweep: run --mode (xla if both) once per value of "
+    "population.lifetimes_per_env, each in a fresh process, and print how "
+    "throughput and memory grow.")
+_SWEEP_K = flags.DEFINE_list(
+    "sweep_inner_updates", [],
+    "Scaling sweep: values of population.num_inner_updates (K), each run at "
+    "the config's lifetimes per environment.")
+_OWN_FLAGS = ("--mode", "--sweep_lifetimes_per_env", "--sweep_inner_updates")
 
 
-def _child(mode: str) -> dict:
-  """Runs this launcher for one mode in a fresh process; returns its figures."""
-  argv = [a for a in sys.argv[1:] if not a.startswith("--mode")]
+def _child(mode: str, overrides: Sequence[str] = ()) -> dict:
+  """Runs this launcher for one mode in a fresh process, with config
+  `overrides` (`--config.x=y`) after the command line's; returns its figures."""
+  argv = [a for a in sys.argv[1:] if not a.startswith(_OWN_FLAGS)]
   result = subprocess.run([sys.executable, os.path.abspath(__file__), *argv,
-                           f"--mode={mode}"], capture_output=True, text=True,
-                          check=False)
+                           *overrides, f"--mode={mode}"], capture_output=True,
+                          text=True, check=False)
   if result.returncode:
     raise RuntimeError(f"benchmark mode {mode} failed:\n{result.stderr[-4000:]}")
   return json.loads(result.stdout.strip().splitlines()[-1])
@@ -63,13 +86,71 @@ def _line(mode: str, figures: dict, es: bool) -> str:
           f"{memory} {figures['peak_memory_mb']:.0f} MiB "
           f"(RSS peak {figures['peak_rss_mb']:.0f}, steady "
           f"{figures['steady_rss_mb']:.0f} MiB) | "
-          f"{figures['hours_for_1e10_env_steps']:.1f} h for 1e10 env steps")
+          f"{figures['hours_for_1e10_env_steps']:.1f} h for 1e10 env steps"
+          + _flops(figures))
+
+
+def _flops(figures: dict) -> str:
+  """The meta-step's matmul FLOP/s beside a dense matmul's, where counted."""
+  if math.isnan(figures["meta_step_gflop"]):
+    return ""
+  return (f" | {figures['meta_step_gflop']:.1f} GFLOP of matmuls per meta-step"
+          f" at {figures['achieved_gflop_per_s']:.1f} GFLOP/s, "
+          f"{100 * figures['share_of_dense_matmul']:.0f}% of a dense matmul's "
+          f"{figures['dense_matmul_gflop_per_s']:.0f} GFLOP/s")
+
+
+def _sweep(config, mode: str) -> None:
+  """The scaling sweep: one fresh process per setting, a table, and the
+  growth of peak memory and throughput per lifetime and per inner update."""
+  population = config.population
+  settings = benchmark.scaling_settings(
+      [int(n) for n in _SWEEP_LIFETIMES.value],
+      [int(k) for k in _SWEEP_K.value], population.lifetimes_per_env,
+      population.num_inner_updates)
+  print(f"config {config.name}: scaling sweep, mode {mode}, "
+        f"{len(population.envs)} environment(s), B={population.num_envs}, "
+        f"T={population.unroll_length}", flush=True)
+  print("| lifetimes/env | K | meta-steps/s | inner env steps/s | peak RSS MiB "
+        "| steady RSS MiB | GFLOP/s (share of dense matmul) | CPU share |")
+  print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+  rows = []
+  for lifetimes, k in settings:
+    figures = _child(mode, [
+        f"--config.population.lifetimes_per_env={lifetimes}",
+        f"--config.population.num_inner_updates={k}"])
+    rows.append((lifetimes, k, figures))
+    print(f"| {lifetimes} | {k} | {figures['meta_steps_per_s']:.3f} | "
+          f"{figures['env_steps_per_s']:,.0f} | {figures['peak_rss_mb']:.0f} | "
+          f"{figures['steady_rss_mb']:.0f} | "
+          f"{figures['achieved_gflop_per_s']:.1f} "
+          f"({100 * figures['share_of_dense_matmul']:.0f}%) | "
+          f"{figures['cpu_share']:.2f} |", flush=True)
+  summary = {"config": config.name, "mode": mode, "points": [
+      {"lifetimes_per_env": n, "inner_updates": k, **f} for n, k, f in rows]}
+  for name, key, index, fixed in (
+      ("lifetime per environment", "lifetime_per_env", 0,
+       population.num_inner_updates),
+      ("inner update", "inner_update", 1, population.lifetimes_per_env)):
+    series = [(row[index], row[2]) for row in rows if row[1 - index] == fixed]
+    if len({x for x, _ in series}) < 2:
+      continue
+    xs = [x for x, _ in series]
+    for figure in ("peak_rss_mb", "steady_rss_mb"):
+      slope, intercept = benchmark.linear_fit(xs, [f[figure] for _, f in series])
+      print(f"{figure}: {slope:.1f} MiB per {name} (+{intercept:.0f} MiB), "
+            f"fitted over {xs}", flush=True)
+      summary[f"{figure}_per_{key}"] = slope
+  print(json.dumps(summary), flush=True)
 
 
 def main(argv):
   del argv
   config = _CONFIG.value
   es = config.meta.optimiser == "es"
+  if _SWEEP_LIFETIMES.value or _SWEEP_K.value:
+    _sweep(config, "xla" if _MODE.value == "both" else _MODE.value)
+    return
   if _MODE.value != "both":
     figures = benchmark.measure(config, _MODE.value == "xla", _WARMUP.value,
                                 _STEPS.value)
@@ -106,6 +187,10 @@ def main(argv):
       "peak_rss_mb_no_xla": results["no_xla"]["peak_rss_mb"],
       "peak_memory_mb": results["xla"]["peak_memory_mb"],
       "hours_for_1e10_env_steps": results["xla"]["hours_for_1e10_env_steps"],
+      "meta_step_gflop": results["xla"]["meta_step_gflop"],
+      "achieved_gflop_per_s": results["xla"]["achieved_gflop_per_s"],
+      "dense_matmul_gflop_per_s": results["xla"]["dense_matmul_gflop_per_s"],
+      "share_of_dense_matmul": results["xla"]["share_of_dense_matmul"],
   }
   print(json.dumps(summary), flush=True)
 

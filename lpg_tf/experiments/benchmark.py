@@ -14,6 +14,12 @@ fresh process; steady memory is the resident set after the timed steps. On a
 GPU the device's peak memory (TensorFlow's allocator) is reported as well, and
 `peak_memory_mb` is that one; on a CPU it is the peak resident set.
 
+With XLA, `measure` also counts the meta-step's matmul FLOPs from the HLO of
+its programs (`hlo_flops`), gives the rate the timed steps achieved, and sets
+it beside the rate of one large dense matmul measured in the same process
+(`dense_matmul_flops_per_s`): how close the meta-step comes to what this
+machine's cores can do with XLA's matmul kernel.
+
 `hours_for_budget` projects the wall time of Appendix B.1's 10^10 environment
 steps from the measured rate, counting every environment step of a meta-step
 (inner and scoring rollouts), as the run's budget does (`meta.run_length`).
@@ -23,13 +29,15 @@ import math
 import os
 import resource
 import time
-from typing import Dict
+from typing import Dict, List, Sequence, Tuple
 
 from absl import logging
 import ml_collections
 import tensorflow as tf
 
+from lpg_tf.experiments import hlo_flops
 from lpg_tf.experiments import meta_train
+from lpg_tf.meta import trainer as trainer_lib
 
 PAPER_ENV_STEPS = 1e10  # Appendix B.1: "approximately 10^10 steps" in total.
 
@@ -73,6 +81,36 @@ def hours_for_budget(env_steps_per_s: float,
   return total_env_steps / env_steps_per_s / 3600.0
 
 
+def dense_matmul_flops_per_s(size: int = 2048, repetitions: int = 10) -> float:
+  """FLOP/s of an XLA-compiled float32 `[size, size] @ [size, size]` matmul,
+  the median of `repetitions` timed runs after one to compile: the rate this
+  machine's cores reach on the kind of work the meta-step's FLOPs count."""
+  matmul = tf.function(lambda a, b: a @ b, jit_compile=True)
+  a = tf.random.normal([size, size], seed=1)
+  b = tf.random.normal([size, size], seed=2)
+  matmul(a, b).numpy()
+  seconds = []
+  for _ in range(repetitions):
+    start = time.perf_counter()
+    matmul(a, b).numpy()
+    seconds.append(time.perf_counter() - start)
+  return 2.0 * size**3 / sorted(seconds)[len(seconds) // 2]
+
+
+def meta_step_flops(trainer: object) -> float:
+  """Matmul FLOPs of one meta-step of `trainer`, counted from its programs'
+  HLO; NaN (with the reason logged) where they cannot be counted: no XLA,
+  several replicas, or a trainer that is not the meta-gradient's."""
+  if not isinstance(trainer, trainer_lib.MetaTrainer):
+    logging.info("FLOPs are counted for the meta-gradient's trainer only")
+    return float("nan")
+  try:
+    return sum(hlo_flops.dot_flops(hlo) for hlo in trainer.program_hlo())
+  except ValueError as error:
+    logging.warning("Meta-step FLOPs not counted: %s", error)
+    return float("nan")
+
+
 def measure(config: ml_collections.ConfigDict, jit_compile: bool,
             warmup_steps: int = 2, timed_steps: int = 10) -> Dict[str, float]:
   """Times meta-steps of `config` with or without XLA; returns the figures."""
@@ -102,6 +140,10 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
   all_env_steps_per_s = meta_steps_per_s * (
       trainer.inner_env_steps_per_step + trainer.scoring_env_steps_per_step)
   device_peak_mb = device_peak_memory_mb()
+  peak_mb, steady_mb = peak_rss_mb(), current_rss_mb()
+  # After the memory figures: lowering the programs to HLO takes memory too.
+  step_flops = meta_step_flops(trainer) if jit_compile else float("nan")
+  matmul_flops_per_s = dense_matmul_flops_per_s()
   return {
       "optimiser": config.meta.optimiser,
       "groups_per_program": config.population.groups_per_program,
@@ -118,11 +160,39 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
       # CPU seconds this process got per wall second while timed (2.0 is
       # both cores of a 2-core machine): under 2 when other jobs share it.
       "cpu_share": cpu_s / elapsed,
-      "peak_rss_mb": peak_rss_mb(),
-      "steady_rss_mb": current_rss_mb(),
+      "peak_rss_mb": peak_mb,
+      "steady_rss_mb": steady_mb,
       "device_peak_mb": device_peak_mb,
       # The device's peak on a GPU, else the process's.
-      "peak_memory_mb": (peak_rss_mb() if math.isnan(device_peak_mb)
-                         else device_peak_mb),
+      "peak_memory_mb": peak_mb if math.isnan(device_peak_mb) else device_peak_mb,
       "hours_for_1e10_env_steps": hours_for_budget(all_env_steps_per_s),
+      "meta_step_gflop": step_flops / 1e9,
+      "achieved_gflop_per_s": step_flops * meta_steps_per_s / 1e9,
+      "dense_matmul_gflop_per_s": matmul_flops_per_s / 1e9,
+      "share_of_dense_matmul": (step_flops * meta_steps_per_s
+                                / matmul_flops_per_s),
   }
+
+
+def scaling_settings(lifetimes_per_env: Sequence[int],
+                     inner_updates: Sequence[int], base_lifetimes_per_env: int,
+                     base_inner_updates: int) -> List[Tuple[int, int]]:
+  """(lifetimes per environment, K) of a scaling sweep: each lifetime count
+  at the config's K, then each other K at the config's lifetime count, so
+  that each series varies one thing."""
+  settings = [(n, base_inner_updates) for n in lifetimes_per_env]
+  settings += [(base_lifetimes_per_env, k) for k in inner_updates
+               if (base_lifetimes_per_env, k) not in settings]
+  return settings
+
+
+def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> Tuple[float, float]:
+  """Least-squares slope and intercept of ys against xs (at least two
+  distinct xs): how a figure grows per lifetime or per inner update."""
+  if len(set(xs)) < 2:
+    raise ValueError(f"a fit needs two distinct x values, got {list(xs)}")
+  mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+  slope = (sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
+           / sum((x - mean_x) ** 2 for x in xs))
+  return slope, mean_y - slope * mean_x
+

@@ -35,3 +35,37 @@ def test_measure_reports_memory_and_projection_on_cpu():
   assert figures["hours_for_1e10_env_steps"] == pytest.approx(
       1e10 / all_steps_per_s / 3600)
   assert figures["compile_s"] > 0
+  assert math.isnan(figures["meta_step_gflop"])  # Counted from XLA's HLO.
+
+
+def test_a_scaling_sweep_varies_one_thing_at_a_time():
+  assert benchmark.scaling_settings([8, 16, 32], [1, 5, 10], 8, 5) == [
+      (8, 5), (16, 5), (32, 5), (8, 1), (8, 10)]
+  assert benchmark.scaling_settings([], [1, 5], 4, 5) == [(4, 1), (4, 5)]
+
+
+def test_linear_fit_recovers_a_line_and_needs_two_points():
+  slope, intercept = benchmark.linear_fit([8, 16, 32], [1000 + 65 * n
+                                                        for n in (8, 16, 32)])
+  assert (slope, intercept) == (pytest.approx(65.0), pytest.approx(1000.0))
+  with pytest.raises(ValueError, match="two distinct"):
+    benchmark.linear_fit([8, 8], [1.0, 2.0])
+
+
+def test_a_dense_matmul_rate_is_its_flops_over_its_time():
+  rate = benchmark.dense_matmul_flops_per_s(size=128, repetitions=3)
+  assert 1e6 < rate < 1e14
+
+
+@pytest.mark.slow  # Compiles a tiny meta-step with XLA: about two minutes.
+def test_measure_counts_the_meta_steps_matmul_flops_with_xla():
+  """With XLA the figures hold the meta-step's matmul FLOPs and the achieved
+  share of a dense matmul's rate; without, NaN."""
+  config = test_trainer.tiny_config(**test_trainer.ONE_GROUP)
+  figures = benchmark.measure(config, jit_compile=True, warmup_steps=0,
+                              timed_steps=1)
+  assert figures["meta_step_gflop"] > 0
+  assert figures["achieved_gflop_per_s"] == pytest.approx(
+      figures["meta_step_gflop"] * figures["meta_steps_per_s"])
+  assert figures["share_of_dense_matmul"] == pytest.approx(
+      figures["achieved_gflop_per_s"] / figures["dense_matmul_gflop_per_s"])
