@@ -9,7 +9,11 @@ the same meta-gradient up to float rounding. Measured on a 2-core CPU shared
 with other jobs (README "A large population"): one group per program gave
 the first meta-step 13.5 minutes after launch at a 9.7 GB peak; four per
 program had not finished its first meta-step after 11 minutes (XLA's LLVM
-passes grow faster than the program), so this preset takes one.
+passes grow faster than the program), so this preset takes one. On an idle
+2-core CPU, with the 25 programs run concurrently (the default,
+`population.concurrent_programs`): first meta-step 7.8 minutes after launch,
+0.100 meta-steps/s, 13.1 GB peak; one after another: 9.4 minutes, 0.088
+meta-steps/s, 9.7 GB.
 
   python launchers/benchmark.py --config=configs/appendix_a.py --mode=xla
 """

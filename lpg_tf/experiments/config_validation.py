@@ -69,6 +69,7 @@ SCHEMA: Dict[str, Check] = {
     "population.shards": POSITIVE_INT,
     # 0: the meta-step is one compiled program (lpg_tf.meta.trainer).
     "population.groups_per_program": NON_NEGATIVE_INT,
+    "population.concurrent_programs": BOOL,
     "rule.hidden_size": POSITIVE_INT,
     "rule.embedding_sizes": POSITIVE_INTS,
     "rule.use_baseline": BOOL,

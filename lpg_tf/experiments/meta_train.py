@@ -101,10 +101,12 @@ TB_DIR = "tb"
 # period, logging, when to give up on non-finite meta-gradients, the devices
 # that run the population's shards (a checkpoint holds every shard, whatever
 # the number of replicas: lpg_tf.meta.sharding), or how many groups one
-# compiled program holds (the same meta-gradient up to summation order).
+# compiled program holds (the same meta-gradient up to summation order) or
+# whether programs run concurrently (the same values).
 RESUMABLE_FIELDS = ("num_meta_steps", "total_env_steps", "checkpoint_every",
                     "log_every", "max_nonfinite_steps", "strategy", "cpu_devices",
-                    "population.groups_per_program")
+                    "population.groups_per_program",
+                    "population.concurrent_programs")
 CHECKPOINTS_TO_KEEP = 3
 # Config keys added after runs existed, with the values that keep the older
 # runs' behaviour: a run directory whose config.json lacks them continues.
@@ -112,6 +114,7 @@ ADDED_FIELDS = {"rule.kind": lpg.KIND, "rule.y_softmax": True,
                 "rule.td_lambda": lpg_v.TD_LAMBDA, "meta.bandit": True,
                 "cpu_devices": 1, "population.shards": 1,
                 "population.groups_per_program": 0,
+                "population.concurrent_programs": True,
                 "meta.optimiser": "gradient",
                 "meta.es.population_size": es_trainer.POPULATION_SIZE,
                 "meta.es.sigma": es_trainer.SIGMA,
@@ -192,11 +195,13 @@ def build_trainer(config: ml_collections.ConfigDict, rule: lpg.LPG,
         rule, population_spec(config), meta_spec(config), es_spec(config),
         es_every=config.meta.hybrid.es_every, seed=config.seed,
         strategy=strategy, jit_compile=jit_compile,
-        groups_per_program=config.population.groups_per_program)
+        groups_per_program=config.population.groups_per_program,
+        concurrent_programs=config.population.concurrent_programs)
   return trainer_lib.MetaTrainer(
       rule, population_spec(config), meta_spec(config), seed=config.seed,
       strategy=strategy, jit_compile=jit_compile,
-      groups_per_program=config.population.groups_per_program)
+      groups_per_program=config.population.groups_per_program,
+      concurrent_programs=config.population.concurrent_programs)
 
 
 def validation_spec(config: ml_collections.ConfigDict

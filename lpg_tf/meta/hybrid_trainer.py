@@ -70,7 +70,8 @@ class HybridTrainer(tf.Module):
                meta: trainer_lib.MetaSpec, es: es_trainer.ESSpec,
                es_every: int, seed: int,
                strategy: Optional[tf.distribute.Strategy] = None,
-               jit_compile: bool = True, groups_per_program: int = 0):
+               jit_compile: bool = True, groups_per_program: int = 0,
+               concurrent_programs: bool = True):
     """Builds both trainers on one rule and population.
 
     Args:
@@ -87,6 +88,8 @@ class HybridTrainer(tf.Module):
       groups_per_program: the meta-gradient steps' programs of at most this
         many groups (`trainer.MetaTrainer`); 0: one program. ES steps always
         evaluate every group in one program.
+      concurrent_programs: run those programs concurrently
+        (`trainer.MetaTrainer`).
 
     Raises:
       errors.ConfigError: bad settings, or shards that do not split evenly
@@ -98,7 +101,8 @@ class HybridTrainer(tf.Module):
     self._es_every = es_every
     self._gradient = trainer_lib.MetaTrainer(
         rule, population, meta, seed, strategy=strategy,
-        jit_compile=jit_compile, groups_per_program=groups_per_program)
+        jit_compile=jit_compile, groups_per_program=groups_per_program,
+        concurrent_programs=concurrent_programs)
     self._es = es_trainer.ESTrainer(
         rule, population, es, seed, strategy=strategy,
         jit_compile=jit_compile, shared_with=self._gradient)

@@ -54,12 +54,24 @@ def test_config_checks_groups_per_program():
         **{"population.groups_per_program": 2, "meta.optimiser": "es"}))
 
 
+def test_config_checks_concurrent_programs():
+  config_validation.check(test_trainer.tiny_config(
+      **{"population.concurrent_programs": False}))
+  config = test_trainer.tiny_config()
+  with config.unlocked():  # Past ml_collections' own type check.
+    del config.population["concurrent_programs"]
+    config.population.concurrent_programs = 1
+  with pytest.raises(errors.ConfigError, match="concurrent_programs"):
+    config_validation.check(config)
+
+
 def eta_after_steps(groups_per_program: int, jit_compile: bool,
-                    steps: int = 3) -> np.ndarray:
+                    steps: int = 3, concurrent: bool = True) -> np.ndarray:
   """eta after `steps` meta-steps of tiny_config (3 groups: a chain and a grid
   world's two action spaces)."""
   config = test_trainer.tiny_config(
-      **{"population.groups_per_program": groups_per_program})
+      **{"population.groups_per_program": groups_per_program,
+         "population.concurrent_programs": concurrent})
   tf.random.set_seed(config.seed)  # eta_0 from Sonnet's initialisers.
   trainer = meta_train.build_trainer(config, meta_train.build_rule(config),
                                      jit_compile=jit_compile)
@@ -77,6 +89,14 @@ def test_several_programs_give_the_eta_of_one(jit_compile):
   for groups_per_program in (1, 2):
     np.testing.assert_allclose(eta_after_steps(groups_per_program, jit_compile),
                                one_program, rtol=ETA_RTOL, atol=ETA_ATOL)
+
+
+@pytest.mark.slow  # Two trainers traced: minutes.
+def test_programs_run_one_after_another_give_the_same_eta():
+  """Running the programs concurrently changes when they run, not what they
+  compute: the same eta, bit for bit."""
+  np.testing.assert_array_equal(eta_after_steps(1, True, concurrent=False),
+                                eta_after_steps(1, True))
 
 
 @pytest.mark.slow  # Three trainers in a fresh process: minutes.
