@@ -101,8 +101,9 @@ def _flops(figures: dict) -> str:
 
 
 def _sweep(config, mode: str) -> None:
-  """The scaling sweep: one fresh process per setting, a table, and the
-  growth of peak memory and throughput per lifetime and per inner update."""
+  """The scaling sweep: one fresh process per setting, a table of
+  throughput and memory, and the growth of peak and steady memory per
+  lifetime and per inner update."""
   population = config.population
   settings = benchmark.scaling_settings(
       [int(n) for n in _SWEEP_LIFETIMES.value],

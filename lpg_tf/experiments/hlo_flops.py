@@ -52,6 +52,16 @@ def _dims(shape: str) -> List[int]:
   return [int(d) for d in inside.split(",") if d]
 
 
+def _closing(text: str, depth: int) -> int:
+  """The index in `text` where the parentheses open so far (`depth` of
+  them) are all closed."""
+  for end, char in enumerate(text):
+    depth += {"(": 1, ")": -1}.get(char, 0)
+    if depth == 0:
+      return end
+  raise ValueError(f"unbalanced parentheses in HLO text: {text[:80]!r}")
+
+
 def _instruction(line: str) -> Optional[Instruction]:
   """Parses `[ROOT] %name = <shape> opcode(<operands>), <attributes>`."""
   left, equals, right = line.strip().partition(" = ")
@@ -59,11 +69,7 @@ def _instruction(line: str) -> Optional[Instruction]:
     return None
   name = left.split()[-1].lstrip("%")
   if right.startswith("("):  # A tuple shape: up to its closing parenthesis.
-    depth = 0
-    for end, char in enumerate(right):
-      depth += {"(": 1, ")": -1}.get(char, 0)
-      if depth == 0:
-        break
+    end = _closing(right, 0)
     shape, after = right[:end + 1], right[end + 1:]
   else:
     shape, _, after = right.partition(" ")
@@ -114,11 +120,7 @@ def _dot_flops(instruction: Instruction,
 def _operands(instruction: Instruction) -> List[str]:
   """Names of an instruction's operands, in order: the `%name`s up to the
   parenthesis that closes its operand list (tuple shapes nest parentheses)."""
-  depth = 1
-  for end, char in enumerate(instruction.rest):
-    depth += {"(": 1, ")": -1}.get(char, 0)
-    if depth == 0:
-      break
+  end = _closing(instruction.rest, 1)
   return re.findall(r"%([\w.\-]+)", instruction.rest[:end])
 
 

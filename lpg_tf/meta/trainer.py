@@ -282,10 +282,7 @@ class MetaTrainer(tf.Module):
     chunk, run concurrently where traced into one graph (module docstring):
     losses, gradients and kept counts added up over the chunks (sums, not yet
     means), every group's state, end and metrics in the groups' order."""
-    per_shard = len(self.population.groups) // self.population.spec.shards
-    outs = [self._compiled_chunk(states[start:stop], start % per_shard)
-            for start, stop in chunk_bounds(len(states), per_shard,
-                                            self._groups_per_program)]
+    outs = [self._compiled_chunk(*chunk) for chunk in self._chunks(states)]
     return MetaStepOutput(
         grads=[tf.add_n(list(g)) for g in zip(*(o.grads for o in outs))],
         loss=tf.add_n([o.loss for o in outs]),
@@ -293,6 +290,15 @@ class MetaTrainer(tf.Module):
         states=[s for o in outs for s in o.states],
         ends=[e for o in outs for e in o.ends],
         metrics=[m for o in outs for m in o.metrics])
+
+  def _chunks(self, states: List[population_lib.LifetimeState]
+              ) -> List[Tuple[List[population_lib.LifetimeState], int]]:
+    """Each program's arguments for whole shards' `states`: its groups'
+    states and the position of its first group within a shard."""
+    per_shard = len(self.population.groups) // self.population.spec.shards
+    return [(states[start:stop], start % per_shard)
+            for start, stop in chunk_bounds(len(states), per_shard,
+                                            self._groups_per_program)]
 
   def _sharded_step(self, states: Any) -> MetaStepOutput:
     """The meta-step of the whole population on several replicas.
@@ -354,11 +360,8 @@ class MetaTrainer(tf.Module):
     if not self._groups_per_program:
       return [self._compiled_step.experimental_get_compiler_ir(states)(
           stage="hlo")]
-    per_shard = len(self.population.groups) // self.population.spec.shards
-    return [self._compiled_chunk.experimental_get_compiler_ir(
-        states[start:stop], start % per_shard)(stage="hlo")
-            for start, stop in chunk_bounds(len(states), per_shard,
-                                            self._groups_per_program)]
+    return [self._compiled_chunk.experimental_get_compiler_ir(*chunk)(
+        stage="hlo") for chunk in self._chunks(states)]
 
   def step(self) -> Dict[str, float]:
     """One meta-step; returns the numbers worth logging."""
