@@ -100,15 +100,26 @@ def _flops(figures: dict) -> str:
           f"{figures['dense_matmul_gflop_per_s']:.0f} GFLOP/s")
 
 
+def _positive_ints(flag: flags.FlagHolder) -> list:
+  """A sweep flag's values as positive integers, or a usage error naming it."""
+  try:
+    values = [int(v) for v in flag.value]
+  except ValueError:
+    values = []
+  if len(values) != len(flag.value) or any(v < 1 for v in values):
+    raise app.UsageError(f"--{flag.name} takes positive integers separated by "
+                         f"commas, got {','.join(flag.value)!r}")
+  return values
+
+
 def _sweep(config, mode: str) -> None:
   """The scaling sweep: one fresh process per setting, a table of
   throughput and memory, and the growth of peak and steady memory per
   lifetime and per inner update."""
   population = config.population
   settings = benchmark.scaling_settings(
-      [int(n) for n in _SWEEP_LIFETIMES.value],
-      [int(k) for k in _SWEEP_K.value], population.lifetimes_per_env,
-      population.num_inner_updates)
+      _positive_ints(_SWEEP_LIFETIMES), _positive_ints(_SWEEP_K),
+      population.lifetimes_per_env, population.num_inner_updates)
   print(f"config {config.name}: scaling sweep, mode {mode}, "
         f"{len(population.envs)} environment(s), B={population.num_envs}, "
         f"T={population.unroll_length}", flush=True)

@@ -12,6 +12,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 META_TRAIN = os.path.join(REPO, "launchers", "tpu_meta_train.py")
 TRAIN_AGENT = os.path.join(REPO, "launchers", "train_agent.py")
 PBT = os.path.join(REPO, "launchers", "pbt_meta_train.py")
+BENCHMARK = os.path.join(REPO, "launchers", "benchmark.py")
 
 
 def run(launcher, *args):
@@ -70,6 +71,14 @@ class LauncherErrorsTest(parameterized.TestCase):
     self.assertIn("--gamma must be in (0, 1], got 1.5", result.stderr)
     self.assertNotIn("Traceback", result.stderr)
     self.assertFalse(os.path.exists(workdir))
+
+  def test_benchmark_sweep_refuses_values_that_are_not_positive_integers(self):
+    result = run(BENCHMARK, "--config=configs/bench_tabular.py",
+                 "--sweep_lifetimes_per_env=8,x")
+    self.assertNotEqual(result.returncode, 0)
+    self.assertIn("--sweep_lifetimes_per_env takes positive integers separated "
+                  "by commas, got '8,x'", result.stderr)
+    self.assertNotIn("Traceback", result.stderr)
 
 
 if __name__ == "__main__":
