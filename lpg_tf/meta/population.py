@@ -472,7 +472,10 @@ class Population(tf.Module):
           grids, seed=seed, temperature=spec.bandit_temperature,
           exploration_bonus=spec.bandit_exploration_bonus,
           window=spec.bandit_window)
-    self._compiled_reset = tf.function(self._reset, jit_compile=False)
+    # No AutoGraph: the reset's control flow is explicit, and converting its
+    # Python cost more than tracing it (one trace per group).
+    self._compiled_reset = tf.function(self._reset, jit_compile=False,
+                                       autograph=False)
     stagger = np.random.default_rng(seed + _STAGGER_SEED_OFFSET)
     for index, group in enumerate(self.groups):
       state = self._reset_group(index, group.read(),

@@ -44,21 +44,29 @@ per chunk instead of once for all groups). A chunk runs on the first shard's
 groups at its positions, as a replica does (`meta.sharding`), so with several
 shards the chunks at one position share one compiled program.
 
-The chunk programs of a meta-step are called from one graph (a `tf.function`
-that is not compiled itself), so TensorFlow's executor runs programs that do
-not depend on each other concurrently, as many at once as it has inter-op
-threads (`tf.config.threading.set_inter_op_parallelism_threads`; by default
-one per core). An XLA program on a CPU threads its matmuls only, so one
-program alone leaves cores idle: on configs/bench_tabular.py (2 groups) on 2
-cores, one group per program run concurrently reached 0.560 meta-steps/s on
-1.84 cores against 0.487 on 1.44 cores for the one program, and the first
-meta-step's programs compile concurrently too. Peak memory is that of the
-programs running at once: on configs/appendix_a.py (25 programs) 13.1 GB
-against 9.7 GB one after another, for 0.100 meta-steps/s against 0.088.
+The chunk programs of a meta-step run concurrently, each called from its own
+Python thread (`_threaded_chunks`), as many at once as the process has cores.
+An XLA program on a CPU threads its matmuls only, so one program alone leaves
+cores idle: on configs/bench_tabular.py (2 groups) on 2 cores, one group per
+program run concurrently reached 0.560 meta-steps/s on 1.84 cores against
+0.487 on 1.44 cores for the one program. Threads rather than one TensorFlow
+graph around the calls, because a program's first call traces it (Python,
+under the GIL) and then compiles it (C++, without the GIL): from threads, one
+program compiles while the next is traced, whereas a graph must trace every
+program before any compiles. On 6 of configs/appendix_a.py's programs on 2
+cores the first call took 48 s from 2 threads against 74 s from one graph,
+with equal losses. Peak memory is that of the programs in flight at once.
 `concurrent_programs=False` calls them one after another from Python.
+
+The compiled programs are traced without AutoGraph (`autograph=False`): the
+meta-step's control flow is explicit (`tf.while_loop`, `tf.where`), and
+converting its Python took most of a program's first trace (13 of 15 s for
+the first program of configs/appendix_a.py; 4 s without).
 """
 
+import concurrent.futures
 import dataclasses
+import os
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from absl import logging
@@ -172,6 +180,19 @@ def _mean_over_kept(summed: MetaStepOutput) -> MetaStepOutput:
                          loss=summed.loss / count)
 
 
+def _added_up(outs: Sequence[MetaStepOutput]) -> MetaStepOutput:
+  """The programs' outputs `outs` as one: losses, gradients and kept counts
+  added up (sums, not yet means), every group's state, end and metrics in the
+  programs' order."""
+  return MetaStepOutput(
+      grads=[tf.add_n(list(g)) for g in zip(*(o.grads for o in outs))],
+      loss=tf.add_n([o.loss for o in outs]),
+      num_kept=tf.add_n([o.num_kept for o in outs]),
+      states=[s for o in outs for s in o.states],
+      ends=[e for o in outs for e in o.ends],
+      metrics=[m for o in outs for m in o.metrics])
+
+
 class MetaTrainer(tf.Module):
   """Meta-trains an LPG rule on a population of lifetimes."""
 
@@ -221,11 +242,11 @@ class MetaTrainer(tf.Module):
       self.population = population_lib.Population(population, seed)
       self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
                                       name="meta_step")
-    self._compiled_step = tf.function(self._meta_step, jit_compile=jit_compile)
+    self._compiled_step = tf.function(self._meta_step, jit_compile=jit_compile,
+                                      autograph=False)
     self._compiled_chunk = tf.function(self._chunk_step,
-                                       jit_compile=jit_compile)
+                                       jit_compile=jit_compile, autograph=False)
     self._replicated_step = tf.function(self._sharded_step)
-    self._concurrent_chunks = tf.function(self._summed_over_chunks)
 
   def _meta_step(self, states: List[population_lib.LifetimeState]
                 ) -> MetaStepOutput:
@@ -279,17 +300,22 @@ class MetaTrainer(tf.Module):
   def _summed_over_chunks(self, states: List[population_lib.LifetimeState]
                          ) -> MetaStepOutput:
     """The meta-step of whole shards' `states` as one compiled program per
-    chunk, run concurrently where traced into one graph (module docstring):
-    losses, gradients and kept counts added up over the chunks (sums, not yet
-    means), every group's state, end and metrics in the groups' order."""
-    outs = [self._compiled_chunk(*chunk) for chunk in self._chunks(states)]
-    return MetaStepOutput(
-        grads=[tf.add_n(list(g)) for g in zip(*(o.grads for o in outs))],
-        loss=tf.add_n([o.loss for o in outs]),
-        num_kept=tf.add_n([o.num_kept for o in outs]),
-        states=[s for o in outs for s in o.states],
-        ends=[e for o in outs for e in o.ends],
-        metrics=[m for o in outs for m in o.metrics])
+    chunk, called one after another (or traced into a replica's graph):
+    `_added_up` over the chunks."""
+    return _added_up([self._compiled_chunk(*chunk)
+                      for chunk in self._chunks(states)])
+
+  def _threaded_chunks(self, states: List[population_lib.LifetimeState]
+                      ) -> MetaStepOutput:
+    """`_summed_over_chunks` with each program called from a thread of a pool
+    of one per core, so that programs run (and first compile) concurrently
+    (module docstring)."""
+    chunks = self._chunks(states)
+    workers = min(len(chunks), len(os.sched_getaffinity(0)))
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=workers, thread_name_prefix="meta_step_program") as pool:
+      calls = [pool.submit(self._compiled_chunk, *chunk) for chunk in chunks]
+      return _added_up([call.result() for call in calls])
 
   def _chunks(self, states: List[population_lib.LifetimeState]
               ) -> List[Tuple[List[population_lib.LifetimeState], int]]:
@@ -334,7 +360,7 @@ class MetaTrainer(tf.Module):
     states = self.population.read()
     if self._strategy.num_replicas_in_sync == 1:
       if self._groups_per_program:
-        run = (self._concurrent_chunks if self._concurrent_programs
+        run = (self._threaded_chunks if self._concurrent_programs
                else self._summed_over_chunks)
         return _mean_over_kept(run(states))
       return self._compiled_step(states)
