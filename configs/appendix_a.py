@@ -31,4 +31,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.population.lifetimes_per_env = 2
   config.population.num_envs = 16
   config.population.groups_per_program = 1
+  config.population.sampled_action_spaces = True  # 15 groups, not 25.
   return config

@@ -40,10 +40,15 @@ def get_config() -> ml_collections.ConfigDict:
   # population (configs/appendix_a.py). Not for meta.optimiser "es"; "hybrid"
   # applies it to its meta-gradient steps only.
   config.population.groups_per_program = 0
-  # With groups_per_program > 0: run the programs concurrently, as many at
-  # once as TensorFlow has inter-op threads (faster on a multi-core CPU: XLA
-  # threads only matmuls), or one after another (False: less memory).
+  # With groups_per_program > 0: run the programs concurrently, one thread
+  # per core (faster on a multi-core CPU: XLA threads only matmuls, and one
+  # program compiles while the next is traced), or one after another (False:
+  # less memory).
   config.population.concurrent_programs = True
+  # Grid worlds: one group per environment whose lifetimes each draw their
+  # action space (Appendix A.1), instead of a group per action space
+  # (lpg_tf.meta.population).
+  config.population.sampled_action_spaces = False
 
   config.rule = ml_collections.ConfigDict()
   # "lpg", or "lpg_v" (Section 4.1's LPG-V: the agents predict a value v trained

@@ -13,7 +13,7 @@ store the current theta between meta-steps, written back with `assign`.
 """
 
 import math
-from typing import Dict, NamedTuple, Optional, Sequence, Union
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import sonnet as snt
 import tensorflow as tf
@@ -27,6 +27,11 @@ Params = Dict[str, tf.Tensor]
 # Table entries of a tabular agent at initialisation: small, so pi starts near
 # uniform, but random, so the lifetimes differ.
 TABLE_INIT_STDDEV = 0.01
+
+# The policy logit of an action a lifetime does not have: softmax gives it
+# probability 0 exactly in float32, and unlike -inf it keeps log-probabilities,
+# entropies and theta finite.
+MASKED_LOGIT = -1e9
 
 _WEIGHT = "weight"
 _BIAS = "bias"
@@ -282,6 +287,41 @@ class AgentNetwork(snt.Module):
                        f"{sorted(params)}.")
     for key, variable in self._params.items():
       variable.assign(params[key])
+
+
+class MaskedActionsAgent(AgentNetwork):
+  """An agent whose environment tells, in each observation, which of its
+  actions the lifetime has (a grid world with a sampled action space, where a
+  MOVE lifetime has the first 9 of 18: `envs.grid_world.SampledInstance`).
+
+  `split_observation` maps `[L, *batch, *obs]` observations to those the
+  network reads (the constructor's `observation_shape`) and `[L, *batch]`
+  bool, the lifetime has all `num_actions` actions; otherwise only the first
+  `num_shared_actions`. The other actions' logits are MASKED_LOGIT, so every
+  consumer of the policy logits (acting, the update, Eq. 4's entropy) sees the
+  lifetime's own action space, and those logits get no gradient.
+  """
+
+  def __init__(self, split_observation: Callable[
+      [tf.Tensor], Tuple[tf.Tensor, tf.Tensor]], num_shared_actions: int,
+               **kwargs):
+    """`split_observation`, `num_shared_actions`: see the class docstring;
+    `kwargs`: AgentNetwork's."""
+    super().__init__(**kwargs)
+    self._split_observation = split_observation
+    self._num_shared_actions = num_shared_actions
+
+  def apply(self, params: Params, observation: tf.Tensor) -> types.AgentOutput:
+    """AgentNetwork.apply on the network's part of `observation`, with the
+    logits of the actions the lifetime lacks set to MASKED_LOGIT."""
+    observation, all_actions = self._split_observation(
+        tf.convert_to_tensor(observation))
+    out = super().apply(params, observation)
+    legal = all_actions[..., None] | (
+        tf.range(self.num_actions) < self._num_shared_actions)
+    return out._replace(policy_logits=tf.where(
+        legal, out.policy_logits,
+        tf.constant(MASKED_LOGIT, out.policy_logits.dtype)))
 
 
 def select_lifetimes(mask: tf.Tensor, new, old):

@@ -7,6 +7,7 @@ same table are meta-training settings (`lpg_tf.meta.lifetime_settings`).
 `build_agent` makes the agent network an environment's lifetimes use.
 """
 
+import functools
 import re
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -15,6 +16,7 @@ import tensorflow as tf
 from lpg_tf.agents import networks
 from lpg_tf.agents import torsos
 from lpg_tf.envs import base
+from lpg_tf.envs import grid_world
 
 SGD = "sgd"
 ADAM = "adam"
@@ -145,18 +147,25 @@ def build_agent(spec: base.EnvSpec,
   Returns:
     An AgentNetwork whose variables hold theta_0.
   """
+  sampled = spec.action_space == base.SAMPLED
+  network_spec = grid_world.fixed_space_spec(spec) if sampled else spec
   if torso is None:
-    if spec.num_states is not None:
+    if network_spec.num_states is not None:
       torso = torsos.tabular()
     else:
       torso = preset_for(spec.name).torso
-  return networks.AgentNetwork(
+  kwargs = dict(
       num_lifetimes=num_lifetimes,
-      observation_shape=spec.observation_shape,
-      observation_dtype=spec.observation_dtype,
-      num_actions=spec.num_actions,
+      observation_shape=network_spec.observation_shape,
+      observation_dtype=network_spec.observation_dtype,
+      num_actions=network_spec.num_actions,
       torso=torso,
       prediction_size=prediction_size,
-      num_states=spec.num_states,
+      num_states=network_spec.num_states,
       seed=seed,
       name=re.sub(r"\W", "_", spec.name) + "_agent")
+  if sampled:  # A MOVE lifetime has the 9 moves only.
+    return networks.MaskedActionsAgent(
+        functools.partial(grid_world.split_sampled_observation, spec),
+        num_shared_actions=grid_world.NUM_MOVES, **kwargs)
+  return networks.AgentNetwork(**kwargs)

@@ -25,6 +25,10 @@ from lpg_tf import types
 MOVE = "move"  # 9 moves (8 neighbours + stay); objects are collected on arrival.
 MOVE_AND_COLLECT = "move_and_collect"  # 9 moves + 9 collect actions, no auto-collect.
 ACTION_SPACES = (MOVE, MOVE_AND_COLLECT)
+# A grid world whose every lifetime draws MOVE or MOVE_AND_COLLECT at its start,
+# with probability 1/2 each, as Appendix A.1 samples them: 18 actions, and the
+# observation tells which space a lifetime has (grid_world.SampledInstance).
+SAMPLED = "sampled"
 
 
 class EnvSpec(NamedTuple):
@@ -38,7 +42,8 @@ class EnvSpec(NamedTuple):
     num_states: number of distinct state indices for tabular observations (the size
       of a tabular agent's table); None for tensor observations.
     max_episode_steps: the episode step limit (for chains: the longest chain).
-    action_space: MOVE or MOVE_AND_COLLECT for grid worlds, None otherwise.
+    action_space: MOVE, MOVE_AND_COLLECT or SAMPLED for grid worlds, None
+      otherwise.
   """
   name: str
   observation_shape: Tuple[int, ...]

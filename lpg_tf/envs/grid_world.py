@@ -48,6 +48,16 @@ time step. Appendix A fixes the sizes, objects, action spaces and step limits
     channel n marks the present objects of type n and the last channel marks the
     agent. A.2 writes {0,1}^{N x H x W}, which leaves out the agent; without its
     own position the agent could not tell where it is, so we add that channel.
+  * Sampled action space (base.SAMPLED, Appendix A.1's "sampled per
+    lifetime"): every lifetime's instance (`SampledInstance`) draws MOVE or
+    MOVE_AND_COLLECT with probability 1/2 each, so lifetimes of both spaces
+    share one environment (and one set of shapes). It has 18 actions; a
+    MOVE_AND_COLLECT lifetime's transitions are those of that space, a MOVE
+    lifetime's those of MOVE, where an action 9 + k (which its agent never
+    takes: `split_sampled_observation`) moves in direction k. The observation
+    tells the agent its space: a tabular one adds `num_states` of the fixed
+    space to the state index of a MOVE_AND_COLLECT lifetime, a random one
+    appends a channel of ones (MOVE_AND_COLLECT) or zeros (MOVE).
   * Randomness: every draw is a `tf.random.stateless_*` op keyed by non-negative
     seeds split from `GridState.rng`, as integer bits, so eager, graph and
     `jit_compile=True` runs give the same numbers (see `_nonnegative`,
@@ -135,12 +145,47 @@ RANDOM_GRIDS: Dict[str, GridSpec] = {
 }
 
 
+class SampledInstance(NamedTuple):
+  """A lifetime instance of a grid world whose action space is sampled
+  (base.SAMPLED).
+
+  Attributes:
+    layout: the instance of the grid world with a fixed space (tabular: `[num,
+      M]` object cells; random: `[num]` zeros).
+    move_and_collect: `[num]` bool, the lifetime's space is MOVE_AND_COLLECT
+      (else MOVE).
+  """
+  layout: tf.Tensor
+  move_and_collect: tf.Tensor
+
+
+def split_sampled_observation(spec: base.EnvSpec, observation: tf.Tensor
+                             ) -> Tuple[tf.Tensor, tf.Tensor]:
+  """A sampled-space grid world's observations `[..., *obs]` as those of its
+  fixed-space grid world and `[...]` bool, the lifetime's space is
+  MOVE_AND_COLLECT (module docstring)."""
+  if spec.num_states is not None:  # Tabular: index + fixed num_states * flag.
+    fixed_states = spec.num_states // 2
+    return observation % fixed_states, observation >= fixed_states
+  return observation[..., :-1], observation[..., 0, 0, -1] > 0.5
+
+
+def fixed_space_spec(spec: base.EnvSpec) -> base.EnvSpec:
+  """The spec of a sampled-space grid world's observations after
+  `split_sampled_observation`, with all 18 actions."""
+  if spec.num_states is not None:
+    return spec._replace(num_states=spec.num_states // 2)
+  *cells, channels = spec.observation_shape
+  return spec._replace(observation_shape=(*cells, channels - 1))
+
+
 class GridState(NamedTuple):
   """State of B grid worlds.
 
   Attributes:
     instance: the lifetime instance rows, `[B, M]` int32 object cells for
-      tabular grids, `[B]` int32 zeros for random grids.
+      tabular grids, `[B]` int32 zeros for random grids; a `SampledInstance`
+      of those where the action space is sampled.
     rng: `[2]` int32 stateless seed shared by the batch.
     agent: `[B]` int32, the agent's cell.
     object_cell: `[B, M]` int32, each object's cell (also while it is absent).
@@ -187,15 +232,17 @@ class _GridWorld(base.Environment):
     Args:
       name: the registry name, e.g. "tabular/dense".
       grid: the variant's GridSpec.
-      action_space: base.MOVE (9 actions) or base.MOVE_AND_COLLECT (18 actions).
+      action_space: base.MOVE (9 actions), base.MOVE_AND_COLLECT (18 actions)
+        or base.SAMPLED (one of the two per lifetime, 18 actions).
 
     Raises:
       errors.ConfigError: for an unknown action space or a grid with fewer
         cells than objects plus the agent.
     """
-    if action_space not in base.ACTION_SPACES:
-      raise errors.ConfigError(f"Unknown action space {action_space!r}; "
-                       f"valid: {', '.join(base.ACTION_SPACES)}")
+    if action_space not in base.ACTION_SPACES + (base.SAMPLED,):
+      raise errors.ConfigError(
+          f"Unknown action space {action_space!r}; valid: "
+          f"{', '.join(base.ACTION_SPACES + (base.SAMPLED,))}")
     self._name = name
     self._grid = grid
     self._action_space = action_space
@@ -219,8 +266,38 @@ class _GridWorld(base.Environment):
 
   @property
   def num_actions(self) -> int:
-    """9 for base.MOVE, 18 for base.MOVE_AND_COLLECT."""
-    return NUM_MOVES * (2 if self._action_space == base.MOVE_AND_COLLECT else 1)
+    """9 for base.MOVE, 18 for base.MOVE_AND_COLLECT and base.SAMPLED."""
+    return NUM_MOVES * (1 if self._action_space == base.MOVE else 2)
+
+  @property
+  def _sampled(self) -> bool:
+    return self._action_space == base.SAMPLED
+
+  def sample_instances(self, seed: tf.Tensor, num: int) -> Any:
+    """`_sample_layouts`, with each lifetime's action space where it is
+    sampled (`SampledInstance`)."""
+    if not self._sampled:
+      return self._sample_layouts(seed, num)
+    layout_seed, space_seed = tf.unstack(lpg_rng.split(seed, 2))
+    return SampledInstance(self._sample_layouts(layout_seed, num),
+                           lpg_rng.uniform([num], space_seed) < 0.5)
+
+  @abc.abstractmethod
+  def _sample_layouts(self, seed: tf.Tensor, num: int) -> tf.Tensor:
+    """The fixed-space grid world's `num` lifetime instances."""
+
+  @abc.abstractmethod
+  def _with_space(self, observation: tf.Tensor,
+                  move_and_collect: tf.Tensor) -> tf.Tensor:
+    """`[B, ...]` observations that also tell each row's action space
+    (inverse of `split_sampled_observation`)."""
+
+  def _observation(self, instance: Any, agent: tf.Tensor,
+                   object_cell: tf.Tensor, present: tf.Tensor) -> tf.Tensor:
+    observation = self._observe(agent, object_cell, present)
+    if self._sampled:
+      observation = self._with_space(observation, instance.move_and_collect)
+    return observation
 
   def _occupied(self, object_cell: tf.Tensor, present: tf.Tensor) -> tf.Tensor:
     """`[B, C]` bool, the cells holding a present object."""
@@ -248,14 +325,15 @@ class _GridWorld(base.Environment):
             seed: tf.Tensor) -> Tuple[GridState, types.TimeStep]:
     """Starts an episode in each of B grids (see `base.Environment.reset`)."""
     rng, layout_seed = tf.unstack(lpg_rng.split(seed, 2))
-    object_cell, agent = self._layout(instance, layout_seed)
+    object_cell, agent = self._layout(
+        instance.layout if self._sampled else instance, layout_seed)
     batch = tf.shape(agent)[0]
     present = tf.ones([batch, self._num_objects], tf.bool)
     state = GridState(instance=instance, rng=rng, agent=agent,
                       object_cell=object_cell, present=present,
                       step_count=tf.zeros([batch], tf.int32))
     timestep = types.TimeStep(
-        observation=self._observe(agent, object_cell, present),
+        observation=self._observation(instance, agent, object_cell, present),
         reward=tf.zeros([batch], tf.float32),
         discount=tf.ones([batch], tf.float32),
         truncated=tf.zeros([batch], tf.bool))
@@ -280,6 +358,10 @@ class _GridWorld(base.Environment):
       is_collect = action >= NUM_MOVES
       agent = tf.where(is_collect, state.agent, target)
       collect_cell = tf.where(is_collect & inside, target, -1)
+      if self._sampled:  # MOVE lifetimes: every action moves and collects.
+        move = ~state.instance.move_and_collect
+        agent = tf.where(move, target, agent)
+        collect_cell = tf.where(move, target, collect_cell)
 
     collected = state.present & tf.equal(state.object_cell,
                                          collect_cell[:, None])
@@ -301,7 +383,8 @@ class _GridWorld(base.Environment):
                            object_cell=object_cell, present=present,
                            step_count=step_count)
     timestep = types.TimeStep(
-        observation=self._observe(agent, object_cell, present),
+        observation=self._observation(state.instance, agent, object_cell,
+                                      present),
         reward=reward,
         discount=tf.where(terminated | at_limit, 0.0, 1.0),
         truncated=at_limit & ~terminated)
@@ -312,7 +395,8 @@ class TabularGridWorld(_GridWorld):
   """A tabular grid world (Appendix A.1): fixed layout, state indices.
 
   The instance is the lifetime's `[M]` int32 object cells; observations are `[]`
-  int32 state indices below `spec.num_states` (module docstring).
+  int32 state indices below `spec.num_states` (module docstring), twice as
+  many with a sampled action space.
   """
 
   @property
@@ -320,14 +404,24 @@ class TabularGridWorld(_GridWorld):
     return base.EnvSpec(
         name=self._name, observation_shape=(), observation_dtype=tf.int32,
         num_actions=self.num_actions,
-        num_states=self._num_cells * 2**self._num_objects,
+        num_states=(self._num_states_per_space
+                    * (2 if self._sampled else 1)),
         max_episode_steps=self._grid.max_episode_steps,
         action_space=self._action_space)
 
-  def sample_instances(self, seed: tf.Tensor, num: int) -> tf.Tensor:
+  @property
+  def _num_states_per_space(self) -> int:
+    return self._num_cells * 2**self._num_objects
+
+  def _sample_layouts(self, seed: tf.Tensor, num: int) -> tf.Tensor:
     """`[num, M]` int32 distinct object cells per row, one row per lifetime."""
     noise = lpg_rng.uniform([num, self._num_cells], seed)
     return tf.math.top_k(noise, k=self._num_objects).indices
+
+  def _with_space(self, observation: tf.Tensor,
+                  move_and_collect: tf.Tensor) -> tf.Tensor:
+    return observation + self._num_states_per_space * tf.cast(
+        move_and_collect, tf.int32)
 
   def _layout(self, instance: tf.Tensor,
               seed: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -352,7 +446,8 @@ class RandomGridWorld(_GridWorld):
   """A random grid world (Appendix A.2): layout redrawn every episode.
 
   The instance is a dummy `[]` int32 zero; observations are `[H, W, N + 1]`
-  float32 {0,1} tensors (module docstring).
+  float32 {0,1} tensors (module docstring), `[H, W, N + 2]` with a sampled
+  action space.
   """
 
   def __init__(self, name: str, grid: GridSpec, action_space: str):
@@ -366,15 +461,22 @@ class RandomGridWorld(_GridWorld):
     return base.EnvSpec(
         name=self._name,
         observation_shape=(self._grid.height, self._grid.width,
-                           len(self._grid.objects) + 1),
+                           len(self._grid.objects) + (2 if self._sampled
+                                                      else 1)),
         observation_dtype=tf.float32, num_actions=self.num_actions,
         num_states=None, max_episode_steps=self._grid.max_episode_steps,
         action_space=self._action_space)
 
-  def sample_instances(self, seed: tf.Tensor, num: int) -> tf.Tensor:
-    """`[num]` int32 zeros: random grids keep nothing fixed for a lifetime."""
+  def _sample_layouts(self, seed: tf.Tensor, num: int) -> tf.Tensor:
+    """`[num]` int32 zeros: random grids keep no layout for a lifetime."""
     del seed
     return tf.zeros([num], tf.int32)
+
+  def _with_space(self, observation: tf.Tensor,
+                  move_and_collect: tf.Tensor) -> tf.Tensor:
+    plane = tf.ones_like(observation[..., :1]) * tf.cast(
+        move_and_collect, tf.float32)[:, None, None, None]
+    return tf.concat([observation, plane], axis=-1)
 
   def _layout(self, instance: tf.Tensor,
               seed: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:

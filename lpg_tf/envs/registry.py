@@ -27,8 +27,9 @@ def make(name: str, action_space: Optional[str] = None) -> base.Environment:
 
   Args:
     name: one of NAMES, e.g. "tabular/dense" or "chain/long_noisy".
-    action_space: for grid worlds, base.MOVE (9 actions, the default) or
-      base.MOVE_AND_COLLECT (18 actions); must be None for chains.
+    action_space: for grid worlds, base.MOVE (9 actions, the default),
+      base.MOVE_AND_COLLECT (18 actions) or base.SAMPLED (one of the two per
+      lifetime); must be None for chains.
 
   Raises:
     ValueError: for an unknown name or an action space the environment lacks.
@@ -38,9 +39,9 @@ def make(name: str, action_space: Optional[str] = None) -> base.Environment:
         f"Unknown environment {name!r}; valid names: {', '.join(NAMES)}")
   if is_grid(name):
     action_space = base.MOVE if action_space is None else action_space
-    if action_space not in base.ACTION_SPACES:
+    if action_space not in base.ACTION_SPACES + (base.SAMPLED,):
       raise errors.ConfigError(f"Unknown action space {action_space!r} for {name}; "
-                       f"valid: {', '.join(base.ACTION_SPACES)}")
+                       f"valid: {', '.join(base.ACTION_SPACES + (base.SAMPLED,))}")
     kind, short = name.split("/")
     if kind == "tabular":
       return grid_world.TabularGridWorld(

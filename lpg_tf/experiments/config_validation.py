@@ -70,6 +70,7 @@ SCHEMA: Dict[str, Check] = {
     # 0: the meta-step is one compiled program (lpg_tf.meta.trainer).
     "population.groups_per_program": NON_NEGATIVE_INT,
     "population.concurrent_programs": BOOL,
+    "population.sampled_action_spaces": BOOL,
     "rule.hidden_size": POSITIVE_INT,
     "rule.embedding_sizes": POSITIVE_INTS,
     "rule.use_baseline": BOOL,

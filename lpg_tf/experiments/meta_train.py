@@ -115,6 +115,7 @@ ADDED_FIELDS = {"rule.kind": lpg.KIND, "rule.y_softmax": True,
                 "cpu_devices": 1, "population.shards": 1,
                 "population.groups_per_program": 0,
                 "population.concurrent_programs": True,
+                "population.sampled_action_spaces": False,
                 "meta.optimiser": "gradient",
                 "meta.es.population_size": es_trainer.POPULATION_SIZE,
                 "meta.es.sigma": es_trainer.SIGMA,
@@ -143,7 +144,8 @@ def population_spec(config: ml_collections.ConfigDict) -> population_lib.Populat
       entropy_reset_threshold=m.entropy_reset_threshold,
       bandit_temperature=m.bandit_temperature,
       bandit_exploration_bonus=m.bandit_exploration_bonus,
-      bandit_window=m.bandit_window, bandit=m.bandit, shards=p.shards)
+      bandit_window=m.bandit_window, bandit=m.bandit, shards=p.shards,
+      sampled_action_spaces=p.sampled_action_spaces)
   population_lib.validate_population(spec)
   return spec
 

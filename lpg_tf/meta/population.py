@@ -28,11 +28,16 @@ the number of shards, never on the number of replicas that run them. One shard
 groups, shard-major; everything about lifetimes (ends, resets, the bandits,
 checkpoints) sees all of them.
 
-Grid worlds sample their action space per lifetime (Appendix A.1); here each
-group has one action space, and a population splits a grid world's lifetimes
-between a 9-action and an 18-action group, which gives every lifetime slot a
-fixed variant instead of a fresh draw at each reset. This keeps one set of shapes
-per group, as the batched agent needs.
+Grid worlds sample their action space per lifetime (Appendix A.1). By
+default a population splits a grid world's lifetimes between a 9-action and an
+18-action group, which gives every lifetime slot a fixed variant instead of a
+fresh draw at each reset. With `PopulationSpec.sampled_action_spaces` a grid
+world's lifetimes form one group of the environment with a sampled space
+(envs.SAMPLED): each lifetime draws its space at every start, as the paper
+does, and its agent sees only that space's actions
+(agents.MaskedActionsAgent). That is one group (one compiled program with
+`groups_per_program`) per grid world instead of two: configs/appendix_a.py has
+15 groups instead of 25.
 
 Choices the paper leaves open, made here:
   * A lifetime's "final return" reported to the bandit is a moving average of
@@ -109,6 +114,8 @@ class PopulationSpec:
       lifetime gets its environment's fixed alpha (module docstring).
     shards: equal parts the population is cut into (module docstring); must
       divide lifetimes_per_env.
+    sampled_action_spaces: a grid world's lifetimes are one group that draws
+      each lifetime's action space (module docstring), not a group per space.
   """
   env_names: Sequence[str]
   lifetimes_per_env: int
@@ -123,6 +130,7 @@ class PopulationSpec:
   bandit_window: int = bandit_lib.WINDOW
   bandit: bool = True
   shards: int = 1
+  sampled_action_spaces: bool = False
 
   @property
   def env_steps_per_window(self) -> int:
@@ -173,10 +181,13 @@ class GroupLayout(NamedTuple):
 
 
 def group_layout(spec: PopulationSpec) -> List[GroupLayout]:
-  """The groups of a population; grid worlds split their lifetimes."""
+  """The groups of a population; grid worlds split their lifetimes between
+  the two action spaces, or sample them (`spec.sampled_action_spaces`)."""
   layout = []
   for name in spec.env_names:
-    if envs.is_grid(name):
+    if envs.is_grid(name) and spec.sampled_action_spaces:
+      layout.append(GroupLayout(name, envs.SAMPLED, spec.lifetimes_per_env))
+    elif envs.is_grid(name):
       move = (spec.lifetimes_per_env + 1) // 2
       layout.append(GroupLayout(name, envs.MOVE, move))
       if spec.lifetimes_per_env - move:
@@ -294,7 +305,8 @@ class LifetimeGroup(tf.Module):
 
     Args:
       env_name: one of lpg_tf.envs.NAMES.
-      action_space: grid worlds: envs.MOVE or envs.MOVE_AND_COLLECT; else None.
+      action_space: grid worlds: envs.MOVE, envs.MOVE_AND_COLLECT or
+        envs.SAMPLED; else None.
       num_lifetimes: L.
       num_envs: B, environments per lifetime (64 in the paper).
       prediction_size: m.
