@@ -1,19 +1,19 @@
 """configs/cpu.py on every Appendix A training environment: the 15 of
-configs/paper.py, 2 lifetimes each (25 groups: a grid world's two lifetimes
-take one action space each), 16 environments per lifetime.
+configs/paper.py, 2 lifetimes each, 16 environments per lifetime; a grid
+world's lifetimes draw their action space (`population.sampled_action_spaces`),
+so 15 groups, each its own compiled program (`population.groups_per_program`
+= 1), run concurrently.
 
-One compiled program over all 25 groups took 19 minutes to compile on a
-2-core CPU and peaked at 11.4 GB; `population.groups_per_program` runs the
-meta-step as programs of a few groups each instead (lpg_tf/meta/trainer.py),
-the same meta-gradient up to float rounding. Measured on a 2-core CPU shared
-with other jobs (README "A large population"): one group per program gave
-the first meta-step 13.5 minutes after launch at a 9.7 GB peak; four per
-program had not finished its first meta-step after 11 minutes (XLA's LLVM
-passes grow faster than the program), so this preset takes one. On an idle
-2-core CPU, with the 25 programs run concurrently (the default,
-`population.concurrent_programs`): first meta-step 7.8 minutes after launch,
-0.100 meta-steps/s, 13.1 GB peak; one after another: 9.4 minutes, 0.088
-meta-steps/s, 9.7 GB.
+One compiled program over all groups (25 then, a grid world's two lifetimes
+taking one action space each) took 19 minutes to compile on a 2-core CPU and
+peaked at 11.4 GB; four groups per program had not finished its first
+meta-step after 11 minutes (XLA's LLVM passes grow faster than the program),
+so this preset takes one. On an idle 2-core CPU (README "A large
+population"): 25 programs from one graph, first meta-step 7.8 minutes after
+launch, 13.1 GB peak, 0.100 meta-steps/s; now (15 programs from threads,
+traced without AutoGraph; 3 runs) 160-219 s (median 218 s), 7.4 GB peak,
+5.3 GB steady, 0.083-0.112 meta-steps/s; with `population.concurrent_programs=False`, 344 s, 7.4 GB peak,
+0.071 meta-steps/s.
 
   python launchers/benchmark.py --config=configs/appendix_a.py --mode=xla
 """
