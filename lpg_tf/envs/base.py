@@ -29,6 +29,7 @@ ACTION_SPACES = (MOVE, MOVE_AND_COLLECT)
 # with probability 1/2 each, as Appendix A.1 samples them: 18 actions, and the
 # observation tells which space a lifetime has (grid_world.SampledInstance).
 SAMPLED = "sampled"
+GRID_ACTION_SPACES = ACTION_SPACES + (SAMPLED,)  # What a grid world accepts.
 
 
 class EnvSpec(NamedTuple):

@@ -239,10 +239,10 @@ class _GridWorld(base.Environment):
       errors.ConfigError: for an unknown action space or a grid with fewer
         cells than objects plus the agent.
     """
-    if action_space not in base.ACTION_SPACES + (base.SAMPLED,):
+    if action_space not in base.GRID_ACTION_SPACES:
       raise errors.ConfigError(
           f"Unknown action space {action_space!r}; valid: "
-          f"{', '.join(base.ACTION_SPACES + (base.SAMPLED,))}")
+          f"{', '.join(base.GRID_ACTION_SPACES)}")
     self._name = name
     self._grid = grid
     self._action_space = action_space

@@ -39,9 +39,9 @@ def make(name: str, action_space: Optional[str] = None) -> base.Environment:
         f"Unknown environment {name!r}; valid names: {', '.join(NAMES)}")
   if is_grid(name):
     action_space = base.MOVE if action_space is None else action_space
-    if action_space not in base.ACTION_SPACES + (base.SAMPLED,):
+    if action_space not in base.GRID_ACTION_SPACES:
       raise errors.ConfigError(f"Unknown action space {action_space!r} for {name}; "
-                       f"valid: {', '.join(base.ACTION_SPACES + (base.SAMPLED,))}")
+                       f"valid: {', '.join(base.GRID_ACTION_SPACES)}")
     kind, short = name.split("/")
     if kind == "tabular":
       return grid_world.TabularGridWorld(
