@@ -180,6 +180,14 @@ def _mean_over_kept(summed: MetaStepOutput) -> MetaStepOutput:
                          loss=summed.loss / count)
 
 
+def usable_cores() -> int:
+  """The cores this process may run on: its CPU affinity where the platform
+  has one (Linux), else the machine's count (macOS)."""
+  if hasattr(os, "sched_getaffinity"):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
+
+
 def _added_up(outs: Sequence[MetaStepOutput]) -> MetaStepOutput:
   """The programs' outputs `outs` as one: losses, gradients and kept counts
   added up (sums, not yet means), every group's state, end and metrics in the
@@ -311,7 +319,7 @@ class MetaTrainer(tf.Module):
     of one per core, so that programs run (and first compile) concurrently
     (module docstring)."""
     chunks = self._chunks(states)
-    workers = min(len(chunks), len(os.sched_getaffinity(0)))
+    workers = min(len(chunks), usable_cores())
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=workers, thread_name_prefix="meta_step_program") as pool:
       calls = [pool.submit(self._compiled_chunk, *chunk) for chunk in chunks]

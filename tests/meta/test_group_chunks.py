@@ -129,7 +129,7 @@ def test_a_run_continues_with_another_number_of_groups_per_program():
   shutil.rmtree(os.path.dirname(continued))
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2,
+@pytest.mark.skipif(trainer_lib.usable_cores() < 2,
                     reason="programs run at once only with 2 or more cores")
 def test_the_programs_of_a_meta_step_run_at_once():
   """Each program is called from its own thread (trainer docstring): two
