@@ -1,9 +1,9 @@
 """Layer math batched over lifetimes: every parameter has a leading axis L.
 
 Each of the L lifetimes of an environment group has its own weights, so a dense
-layer is an einsum with weights `[L, in, out]` and a conv layer is im2col
-followed by such a dense layer with per-lifetime filters `[L, kh * kw * C, out]`
-(DESIGN.md, Conventions). Both are pure functions of tensors, differentiable
+layer is an einsum with weights `[L, in, out]` and a conv layer runs each
+lifetime's filters `[L, kh, kw, C, out]` on its own inputs (DESIGN.md,
+Conventions). Both are pure functions of tensors, differentiable
 twice and compilable with XLA on CPU, so the learner can differentiate through
 K functional updates of the parameters (DESIGN.md, idiom 1).
 """
@@ -49,11 +49,25 @@ def dense(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
   return tf.einsum("lni,lio->lno", x, w) + b[:, tf.newaxis, :]
 
 
+# Up to this many lifetimes, `conv2d` runs one `tf.nn.conv2d` per lifetime; more
+# take im2col and one batched matmul. On a meta-step of random/very_dense's
+# C(32-16-16)-D(256) torso (K = 5 inner updates, 320 frames of 11 x 11 x 4 per
+# lifetime, 2-core CPU), per-lifetime convolutions ran 1.3x (L = 2) and 1.5x
+# (L = 8) faster than im2col with XLA, 4.9x and 5.1x without, at 40-60% of
+# its peak memory (im2col keeps every patch, 9x a layer's input, for the
+# second-order gradient; a convolution keeps its input), but XLA compiled the
+# L = 8 step in 63 s against 32 s: the program grows with every lifetime's
+# convolutions, so large groups (configs/paper.py's 64) keep im2col.
+MAX_LIFETIMES_PER_CONV = 8
+
+
 def conv2d(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, stride: int,
            padding: str) -> tf.Tensor:
-  """A 2D convolution with per-lifetime filters: im2col, then a dense layer.
+  """A 2D convolution with per-lifetime filters.
 
-  Lifetime l's output equals `tf.nn.conv2d(x[l], w[l], stride, padding) + b[l]`.
+  Lifetime l's output equals `tf.nn.conv2d(x[l], w[l], stride, padding) + b[l]`:
+  computed so for up to MAX_LIFETIMES_PER_CONV lifetimes, else as im2col and
+  one dense layer over all lifetimes (`conv2d_im2col`).
 
   Args:
     x: `[L, N, H, W, C]` channels-last inputs.
@@ -65,6 +79,19 @@ def conv2d(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, stride: int,
   Returns:
     `[L, N, H', W', out]`.
   """
+  num_lifetimes = w.shape[0]
+  if num_lifetimes > MAX_LIFETIMES_PER_CONV:
+    return conv2d_im2col(x, w, b, stride, padding)
+  outputs = [tf.nn.conv2d(x[l], w[l], stride, padding)
+             for l in range(num_lifetimes)]
+  return tf.stack(outputs) + b[:, tf.newaxis, tf.newaxis, tf.newaxis, :]
+
+
+def conv2d_im2col(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, stride: int,
+                  padding: str) -> tf.Tensor:
+  """`conv2d`'s values as im2col, then a dense layer with per-lifetime filters
+  `[L, kh * kw * C, out]`: a program of fixed size for any number of
+  lifetimes, which keeps every patch for its gradient."""
   num_lifetimes, kernel_h, kernel_w, channels, out = w.shape
   height, width = x.shape[2], x.shape[3]
   patches = im2col(

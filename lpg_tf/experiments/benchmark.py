@@ -105,7 +105,7 @@ def meta_step_flops(trainer: object) -> float:
     logging.info("FLOPs are counted for the meta-gradient's trainer only")
     return float("nan")
   try:
-    return sum(hlo_flops.dot_flops(hlo) for hlo in trainer.program_hlo())
+    return sum(hlo_flops.matmul_flops(hlo) for hlo in trainer.program_hlo())
   except ValueError as error:
     logging.warning("Meta-step FLOPs not counted: %s", error)
     return float("nan")

@@ -1,10 +1,11 @@
 """Matmul FLOPs of a compiled program, counted from its HLO text.
 
 XLA's cost analysis is not exposed for a `tf.function`, but the program's HLO
-is (`experimental_get_compiler_ir`). `dot_flops` adds up the floating-point
-operations of every `dot` instruction (2 per multiply-add: 2 x the output's
-elements x the contracted elements), each multiplied by the trip counts of the
-`while` loops around it. Element-wise work is not counted: the figure is the
+is (`experimental_get_compiler_ir`). `matmul_flops` adds up the floating-point
+operations of every `dot` and `convolution` instruction (2 per multiply-add:
+2 x the output's elements x the elements each one contracts, for a
+convolution its kernel's spatial extent x its input features, padding
+included), each multiplied by the trip counts of the `while` loops around it. Element-wise work is not counted: the figure is the
 matmul work of the program, what the rate of a dense matmul is comparable with
 (issue 13's "achieved FLOP/s of the meta-step against a dense matmul").
 
@@ -19,9 +20,8 @@ its forward loop). The smallest such bound is the count. A gradient loop
 nested in another loop's gradient reads its bound from a stack at run time;
 its count is its forward loop's, found by the name TensorFlow gives the
 gradient's condition function (the forward's name plus `_grad_<id>`). A loop
-whose count none of this gives, or a `convolution` instruction (this
-library's agents compute convolutions as im2col matmuls), raises ValueError
-rather than return a wrong count.
+whose count none of this gives raises ValueError rather than return a wrong
+count.
 """
 
 import math
@@ -114,6 +114,19 @@ def _dot_flops(instruction: Instruction,
   contracting = re.search(r"lhs_contracting_dims=\{([\d,]*)\}",
                           instruction.rest).group(1)
   contracted = math.prod(lhs[int(d)] for d in contracting.split(",") if d)
+  return 2.0 * math.prod(instruction.shape) * contracted
+
+
+def _convolution_flops(instruction: Instruction,
+                       shapes: Dict[str, List[int]]) -> float:
+  """2 x output elements x (kernel spatial extent x kernel input features) of
+  one convolution. Its gradients are convolutions too: TensorFlow's
+  Conv2DBackpropFilter, for one, takes the output gradient as the kernel
+  (`f01b_i01o->01bf`), whose `i` is then the batch it contracts."""
+  kernel = shapes[_operands(instruction)[1]]
+  labels = re.search(r"dim_labels=\w+_(\w+)->", instruction.rest).group(1)
+  contracted = math.prod(size for size, label in zip(kernel, labels)
+                         if label.isdigit() or label == "i")
   return 2.0 * math.prod(instruction.shape) * contracted
 
 
@@ -251,7 +264,7 @@ class _Loops:
     return None
 
 
-def dot_flops(hlo: str) -> float:
+def matmul_flops(hlo: str) -> float:
   """Matmul FLOPs of one run of the HLO module `hlo` (module docstring)."""
   computations = parse_computations(hlo)
   loops = _Loops(computations)
@@ -264,10 +277,10 @@ def dot_flops(hlo: str) -> float:
     shapes = {i.name: i.shape for i in instructions}
     total = 0.0
     for instruction in instructions:
-      if instruction.opcode == "convolution":
-        raise ValueError(f"convolution {instruction.name} is not counted")
       if instruction.opcode == "dot":
         total += _dot_flops(instruction, shapes)
+      elif instruction.opcode == "convolution":
+        total += _convolution_flops(instruction, shapes)
       elif instruction.opcode == "while":
         body = re.search(r"body=%?([\w.\-]+)", instruction.rest).group(1)
         total += loops.trip_count(name, instruction) * flops_of(body)

@@ -20,14 +20,16 @@ class DenseTest(tf.test.TestCase):
 
 class Conv2dTest(tf.test.TestCase, parameterized.TestCase):
 
-  @parameterized.named_parameters(
-      ("grid_3x3_same", [7, 7, 3], 3, 1, "SAME"),
-      ("strided_same", [9, 8, 2], 3, 2, "SAME"),
-      ("atari_first_layer_valid", [20, 20, 4], 8, 4, "VALID"),
-      ("even_kernel_valid", [9, 9, 3], 4, 2, "VALID"),
-  )
-  def test_matches_tf_nn_conv2d_per_lifetime(self, image_shape, kernel, stride,
-                                             padding):
+  @parameterized.product(
+      case=[
+          ("grid_3x3_same", [7, 7, 3], 3, 1, "SAME"),
+          ("strided_same", [9, 8, 2], 3, 2, "SAME"),
+          ("atari_first_layer_valid", [20, 20, 4], 8, 4, "VALID"),
+          ("even_kernel_valid", [9, 9, 3], 4, 2, "VALID"),
+      ],
+      implementation=["conv2d", "conv2d_im2col"])
+  def test_matches_tf_nn_conv2d_per_lifetime(self, case, implementation):
+    _, image_shape, kernel, stride, padding = case
     num_lifetimes, batch, out = 3, 2, 5
     x = tf.random.stateless_normal([num_lifetimes, batch, *image_shape],
                                    seed=[1, 1])
@@ -38,8 +40,48 @@ class Conv2dTest(tf.test.TestCase, parameterized.TestCase):
         tf.nn.conv2d(x[l], w[l], stride, padding) + b[l]
         for l in range(num_lifetimes)
     ]
+    conv = getattr(layers, implementation)
     self.assertAllClose(
-        layers.conv2d(x, w, b, stride, padding), tf.stack(expected), atol=1e-4)
+        conv(x, w, b, stride, padding), tf.stack(expected), atol=1e-4)
+
+  @parameterized.parameters(1, layers.MAX_LIFETIMES_PER_CONV,
+                            layers.MAX_LIFETIMES_PER_CONV + 1)
+  def test_any_number_of_lifetimes_gives_im2col_values(self, num_lifetimes):
+    x = tf.random.stateless_normal([num_lifetimes, 2, 6, 6, 2], seed=[2, 1])
+    w = tf.random.stateless_normal([num_lifetimes, 3, 3, 2, 4], seed=[2, 2])
+    b = tf.random.stateless_normal([num_lifetimes, 4], seed=[2, 3])
+    self.assertAllClose(layers.conv2d(x, w, b, 1, "SAME"),
+                        layers.conv2d_im2col(x, w, b, 1, "SAME"), atol=1e-4)
+
+  @parameterized.parameters(False, True)
+  def test_second_order_gradient_matches_im2col(self, jit_compile):
+    """The meta-gradient's pattern, d/dw of a loss after one gradient step on
+    w, is the same through per-lifetime convolutions as through im2col, with
+    XLA and without."""
+    x = tf.random.stateless_normal([2, 3, 7, 7, 3], seed=[4, 1])
+    w = tf.random.stateless_normal([2, 3, 3, 3, 4], seed=[4, 2]) * 0.3
+    b = tf.random.stateless_normal([2, 4], seed=[4, 3])
+
+    def meta_gradient(conv):
+      def loss(w):
+        return tf.reduce_sum(tf.square(tf.tanh(conv(x, w, b, 1, "SAME"))))
+
+      @tf.function(jit_compile=jit_compile, autograph=False)
+      def run(w):
+        with tf.GradientTape() as outer:
+          outer.watch(w)
+          with tf.GradientTape() as inner:
+            inner.watch(w)
+            inner_loss = loss(w)
+          updated = w - 0.1 * inner.gradient(inner_loss, w)
+          outer_loss = loss(updated)
+        return outer.gradient(outer_loss, w)
+
+      return run(w)
+
+    self.assertAllClose(meta_gradient(layers.conv2d),
+                        meta_gradient(layers.conv2d_im2col),
+                        rtol=1e-4, atol=1e-4)
 
   @parameterized.named_parameters(
       ("same", [7, 7, 3], 3, 1, "SAME"),

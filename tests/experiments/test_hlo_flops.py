@@ -19,9 +19,9 @@ def _matmul(m: int, k: int, n: int) -> float:
 
 def test_a_matmul_and_an_einsum_count_twice_their_multiply_adds():
   x, w = tf.ones([N, I]), tf.ones([I, H])
-  assert hlo_flops.dot_flops(_hlo(lambda a, b: a @ b, x, w)) == _matmul(N, I, H)
+  assert hlo_flops.matmul_flops(_hlo(lambda a, b: a @ b, x, w)) == _matmul(N, I, H)
   # Contracting two axes at once: 3 * I multiply-adds per output element.
-  assert hlo_flops.dot_flops(_hlo(
+  assert hlo_flops.matmul_flops(_hlo(
       lambda a, b: tf.einsum("nbi,bih->nh", a, b), tf.ones([N, 3, I]),
       tf.ones([3, I, H]))) == _matmul(N, 3 * I, H)
 
@@ -32,7 +32,7 @@ def test_a_loop_counts_its_body_once_per_iteration():
                          lambda i, h: (i + 1, tf.tanh(tf.matmul(h, w))),
                          (0, x), maximum_iterations=7)
     return h
-  assert hlo_flops.dot_flops(_hlo(loop, tf.ones([N, H]), tf.ones([H, H]))) == (
+  assert hlo_flops.matmul_flops(_hlo(loop, tf.ones([N, H]), tf.ones([H, H]))) == (
       7 * _matmul(N, H, H))
 
 
@@ -54,7 +54,7 @@ def test_gradient_loops_run_as_often_as_their_forward_loops():
       loss = tf.reduce_sum(h)
     return loss, tape.gradient(loss, w)
 
-  found = hlo_flops.dot_flops(_hlo(forward_and_gradient, tf.ones([N, H]),
+  found = hlo_flops.matmul_flops(_hlo(forward_and_gradient, tf.ones([N, H]),
                                    tf.ones([H, H])))
   assert found == 3 * 4 * 3 * _matmul(N, H, H)
 
@@ -65,17 +65,30 @@ def test_a_loop_whose_count_is_an_input_is_refused():
                          lambda i, h: (i + 1, tf.matmul(h, w)), (0, x))
     return h
   with pytest.raises(ValueError, match="trip count"):
-    hlo_flops.dot_flops(_hlo(loop, tf.ones([N, H]), tf.ones([H, H]),
+    hlo_flops.matmul_flops(_hlo(loop, tf.ones([N, H]), tf.ones([H, H]),
                              tf.constant(5)))
 
 
-def test_a_convolution_is_refused_not_left_out():
-  image, kernel = tf.ones([1, 5, 5, 2]), tf.ones([3, 3, 2, 4])
-  with pytest.raises(ValueError, match="convolution"):
-    hlo_flops.dot_flops(_hlo(
-        lambda a, b: tf.nn.conv2d(a, b, 1, "SAME"), image, kernel))
+def test_a_convolution_and_its_gradients_count_their_multiply_adds():
+  """A 3 x 3 convolution over 2 input channels: 18 multiply-adds per output
+  element (padding included). With SAME padding its input and filter
+  gradients are convolutions of the same count, the filter's contracting
+  the batch and the image (3 x 5 x 5 per filter element)."""
+  image, kernel = tf.ones([3, 5, 5, 2]), tf.ones([3, 3, 2, 4])
+  forward = 2.0 * (3 * 5 * 5 * 4) * (3 * 3 * 2)
+  assert hlo_flops.matmul_flops(_hlo(
+      lambda a, b: tf.nn.conv2d(a, b, 1, "SAME"), image, kernel)) == forward
+
+  def with_gradients(a, b):
+    with tf.GradientTape() as tape:
+      tape.watch([a, b])
+      loss = tf.reduce_sum(tf.square(tf.nn.conv2d(a, b, 1, "SAME")))
+    return tape.gradient(loss, [a, b])
+
+  assert hlo_flops.matmul_flops(_hlo(with_gradients, image, kernel)) == (
+      3 * forward)
 
 
 def test_text_without_a_module_is_refused():
   with pytest.raises(ValueError, match="no HLO computation"):
-    hlo_flops.dot_flops("not HLO")
+    hlo_flops.matmul_flops("not HLO")
