@@ -32,4 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.population.num_envs = 16
   config.population.groups_per_program = 1
   config.population.sampled_action_spaces = True  # 15 groups, not 25.
+  # Without XLA: no compile (each program's takes 9-25 s and keeps 100-550 MB),
+  # and per-lifetime convolutions, which XLA compiles to slow code.
+  config.jit_compile = False
   return config

@@ -49,25 +49,29 @@ def dense(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
   return tf.einsum("lni,lio->lno", x, w) + b[:, tf.newaxis, :]
 
 
-# Up to this many lifetimes, `conv2d` runs one `tf.nn.conv2d` per lifetime; more
-# take im2col and one batched matmul. On a meta-step of random/very_dense's
-# C(32-16-16)-D(256) torso (K = 5 inner updates, 320 frames of 11 x 11 x 4 per
-# lifetime, 2-core CPU), per-lifetime convolutions ran 1.3x (L = 2) and 1.5x
-# (L = 8) faster than im2col with XLA, 4.9x and 5.1x without, at 40-60% of
-# its peak memory (im2col keeps every patch, 9x a layer's input, for the
-# second-order gradient; a convolution keeps its input), but XLA compiled the
-# L = 8 step in 63 s against 32 s: the program grows with every lifetime's
-# convolutions, so large groups (configs/paper.py's 64) keep im2col.
+# Up to this many lifetimes, `conv2d(..., per_lifetime=True)` runs one
+# `tf.nn.conv2d` per lifetime; more take im2col and one batched matmul. On a
+# meta-step of random/very_dense's C(32-16-16)-D(256) torso (K = 5 inner
+# updates, 320 frames of 11 x 11 x 4 per lifetime, 2-core CPU, without XLA),
+# per-lifetime convolutions ran 4.9x (L = 2) and 5.1x (L = 8) faster than
+# im2col at 44% and 32% of its peak memory: im2col keeps every patch, 9x a
+# layer's input, for the second-order gradient, a convolution its input. The
+# graph grows with every lifetime's convolutions, so large groups
+# (configs/paper.py's 64) keep im2col.
 MAX_LIFETIMES_PER_CONV = 8
 
 
 def conv2d(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, stride: int,
-           padding: str) -> tf.Tensor:
+           padding: str, per_lifetime: bool = False) -> tf.Tensor:
   """A 2D convolution with per-lifetime filters.
 
-  Lifetime l's output equals `tf.nn.conv2d(x[l], w[l], stride, padding) + b[l]`:
-  computed so for up to MAX_LIFETIMES_PER_CONV lifetimes, else as im2col and
-  one dense layer over all lifetimes (`conv2d_im2col`).
+  Lifetime l's output equals `tf.nn.conv2d(x[l], w[l], stride, padding) + b[l]`.
+  It is computed so where `per_lifetime` is set and there are at most
+  MAX_LIFETIMES_PER_CONV lifetimes: the fast way without XLA. Otherwise as
+  im2col and one dense layer over all lifetimes (`conv2d_im2col`): with XLA
+  on CPU, per-lifetime convolutions made configs/appendix_a.py's meta-step
+  3.3x slower than im2col (0.027 against 0.089 meta-steps/s), their gradients
+  inside the K-update loop compiling to slow convolution code.
 
   Args:
     x: `[L, N, H, W, C]` channels-last inputs.
@@ -75,12 +79,13 @@ def conv2d(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, stride: int,
     b: `[L, out]` biases.
     stride: the stride in both spatial dimensions.
     padding: "SAME" or "VALID".
+    per_lifetime: one convolution per lifetime (for graphs run without XLA).
 
   Returns:
     `[L, N, H', W', out]`.
   """
   num_lifetimes = w.shape[0]
-  if num_lifetimes > MAX_LIFETIMES_PER_CONV:
+  if not per_lifetime or num_lifetimes > MAX_LIFETIMES_PER_CONV:
     return conv2d_im2col(x, w, b, stride, padding)
   outputs = [tf.nn.conv2d(x[l], w[l], stride, padding)
              for l in range(num_lifetimes)]

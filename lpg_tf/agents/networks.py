@@ -77,6 +77,7 @@ class AgentNetwork(snt.Module):
                num_states: Optional[int] = None,
                seed: Union[int, Sequence[int], tf.Tensor] = 0,
                table_init_stddev: float = TABLE_INIT_STDDEV,
+               per_lifetime_convs: bool = False,
                name: str = "agent_network"):
     """Builds the network and its variables, holding theta_0 drawn from `seed`.
 
@@ -95,6 +96,8 @@ class AgentNetwork(snt.Module):
       seed: an int or a `[2]` int32 stateless seed for theta_0.
       table_init_stddev: standard deviation of a tabular agent's initial
         entries.
+      per_lifetime_convs: a conv torso runs one convolution per lifetime
+        (`layers.conv2d`'s `per_lifetime`): set it for graphs run without XLA.
       name: module name.
 
     Raises:
@@ -109,6 +112,7 @@ class AgentNetwork(snt.Module):
     self._prediction_size = prediction_size
     self._num_states = num_states
     self._table_init_stddev = table_init_stddev
+    self._per_lifetime_convs = per_lifetime_convs
     self._param_specs = self._make_param_specs()
     with self.name_scope:
       self._params = {
@@ -269,7 +273,7 @@ class AgentNetwork(snt.Module):
     for i, stride in enumerate(self._torso.conv_strides):
       x = tf.nn.relu(
           layers.conv2d(x, params[f"conv_{i}/w"], params[f"conv_{i}/b"], stride,
-                        self._torso.padding))
+                        self._torso.padding, self._per_lifetime_convs))
     x = tf.reshape(x, [self._num_lifetimes, -1, math.prod(x.shape[2:])])
     for i in range(len(self._torso.dense_sizes)):
       x = tf.nn.relu(

@@ -131,7 +131,8 @@ def build_agent(spec: base.EnvSpec,
                 num_lifetimes: int,
                 seed: Union[int, Sequence[int], tf.Tensor],
                 prediction_size: int = 30,
-                torso: Optional[torsos.TorsoSpec] = None
+                torso: Optional[torsos.TorsoSpec] = None,
+                per_lifetime_convs: bool = False
                ) -> networks.AgentNetwork:
   """The agent network for L lifetimes of the environment `spec`.
 
@@ -143,6 +144,8 @@ def build_agent(spec: base.EnvSpec,
     torso: the architecture; by default a table when the environment has state
       indices (`spec.num_states` is set), else Table 3's torso for `spec.name`
       (pass `ATARI.torso` for Atari).
+    per_lifetime_convs: one convolution per lifetime in a conv torso, for
+      graphs run without XLA (`networks.AgentNetwork`).
 
   Returns:
     An AgentNetwork whose variables hold theta_0.
@@ -163,6 +166,7 @@ def build_agent(spec: base.EnvSpec,
       prediction_size=prediction_size,
       num_states=network_spec.num_states,
       seed=seed,
+      per_lifetime_convs=per_lifetime_convs,
       name=re.sub(r"\W", "_", spec.name) + "_agent")
   if sampled:  # A MOVE lifetime has the 9 moves only.
     return networks.MaskedActionsAgent(

@@ -199,7 +199,8 @@ class ESTrainer(tf.Module):
         self.population = shared_with.population
         self.step_counter = shared_with.step_counter
       else:
-        self.population = population_lib.Population(population, seed)
+        self.population = population_lib.Population(
+            population, seed, per_lifetime_convs=not jit_compile)
         self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
                                         name="meta_step")
     # Agents for M x L lifetimes: only `apply` is used (theta comes from the
@@ -207,7 +208,8 @@ class ESTrainer(tf.Module):
     self._member_groups = [
         es_step.MemberGroup(group, agents.build_agent(
             group.env.spec, self._num_members * group.num_lifetimes,
-            seed=[seed, 0], prediction_size=population.prediction_size))
+            seed=[seed, 0], prediction_size=population.prediction_size,
+            per_lifetime_convs=not jit_compile))
         for group in self.population.groups]
     self._compiled_window = tf.function(self._window, jit_compile=jit_compile)
     self._replicated_window = tf.function(self._sharded_window)

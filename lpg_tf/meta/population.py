@@ -300,7 +300,8 @@ class LifetimeGroup(tf.Module):
 
   def __init__(self, env_name: str, action_space: Optional[str],
                num_lifetimes: int, num_envs: int, prediction_size: int,
-               lifetime_steps: int, seed: int, name: Optional[str] = None):
+               lifetime_steps: int, seed: int, per_lifetime_convs: bool = False,
+               name: Optional[str] = None):
     """Builds the group and its state variables (inside a strategy scope).
 
     Args:
@@ -312,6 +313,8 @@ class LifetimeGroup(tf.Module):
       prediction_size: m.
       lifetime_steps: environment steps after which a lifetime ends (Table 3).
       seed: seed of the group's initial lifetimes.
+      per_lifetime_convs: conv agents run one convolution per lifetime, for
+        graphs run without XLA (`agents.build_agent`).
       name: module name.
     """
     super().__init__(name=name or env_name.replace("/", "_"))
@@ -328,9 +331,11 @@ class LifetimeGroup(tf.Module):
     # states visited many times in one batch.
     self.critic_optimiser = optimizers.Optimiser(optimizers.ADAM)
     self.agent = agents.build_agent(self.env.spec, num_lifetimes, seed=[seed, 1],
-                                    prediction_size=prediction_size)
+                                    prediction_size=prediction_size,
+                                    per_lifetime_convs=per_lifetime_convs)
     self.critic = agents.build_agent(self.env.spec, num_lifetimes,
-                                     seed=[seed, 2], prediction_size=1)
+                                     seed=[seed, 2], prediction_size=1,
+                                     per_lifetime_convs=per_lifetime_convs)
     initial = self.fresh_state(
         tf.constant([seed, 3], tf.int32),
         tf.fill([num_lifetimes], self.settings.default_learning_rate),
@@ -453,13 +458,16 @@ class LifetimeGroup(tf.Module):
 class Population(tf.Module):
   """Every lifetime of a meta-training run, in groups, and their bandits."""
 
-  def __init__(self, spec: PopulationSpec, seed: int):
+  def __init__(self, spec: PopulationSpec, seed: int,
+               per_lifetime_convs: bool = False):
     """Builds the groups (inside the caller's strategy scope) and draws every
     initial lifetime's alpha from its environment's bandit.
 
     Args:
       spec: the population's shape.
       seed: seed of the groups' initial lifetimes, the resets and the bandits.
+      per_lifetime_convs: conv agents run one convolution per lifetime, for
+        meta-steps run without XLA (`agents.build_agent`).
     """
     super().__init__(name="population")
     validate_population(spec)
@@ -471,7 +479,8 @@ class Population(tf.Module):
       self.groups.append(LifetimeGroup(
           layout.env_name, layout.action_space, layout.num_lifetimes,
           spec.num_envs, spec.prediction_size,
-          lifetime_steps(layout.env_name, spec), seed=seed * 1000 + index))
+          lifetime_steps(layout.env_name, spec), seed=seed * 1000 + index,
+          per_lifetime_convs=per_lifetime_convs))
     self.reset_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
                                      name="lifetime_resets")
     grids = {name: (lifetime_settings.for_env(name).learning_rates,

@@ -247,7 +247,8 @@ class MetaTrainer(tf.Module):
       self.rule = rule
       rule.build()
       self.meta_optimiser = snt.optimizers.Adam(meta.learning_rate)
-      self.population = population_lib.Population(population, seed)
+      self.population = population_lib.Population(
+          population, seed, per_lifetime_convs=not jit_compile)
       self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False,
                                       name="meta_step")
     self._compiled_step = tf.function(self._meta_step, jit_compile=jit_compile,

@@ -1,5 +1,7 @@
 """Tests for lpg_tf.agents.layers against per-lifetime reference loops."""
 
+import functools
+
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
@@ -27,8 +29,8 @@ class Conv2dTest(tf.test.TestCase, parameterized.TestCase):
           ("atari_first_layer_valid", [20, 20, 4], 8, 4, "VALID"),
           ("even_kernel_valid", [9, 9, 3], 4, 2, "VALID"),
       ],
-      implementation=["conv2d", "conv2d_im2col"])
-  def test_matches_tf_nn_conv2d_per_lifetime(self, case, implementation):
+      per_lifetime=[False, True])
+  def test_matches_tf_nn_conv2d_per_lifetime(self, case, per_lifetime):
     _, image_shape, kernel, stride, padding = case
     num_lifetimes, batch, out = 3, 2, 5
     x = tf.random.stateless_normal([num_lifetimes, batch, *image_shape],
@@ -40,9 +42,9 @@ class Conv2dTest(tf.test.TestCase, parameterized.TestCase):
         tf.nn.conv2d(x[l], w[l], stride, padding) + b[l]
         for l in range(num_lifetimes)
     ]
-    conv = getattr(layers, implementation)
     self.assertAllClose(
-        conv(x, w, b, stride, padding), tf.stack(expected), atol=1e-4)
+        layers.conv2d(x, w, b, stride, padding, per_lifetime),
+        tf.stack(expected), atol=1e-4)
 
   @parameterized.parameters(1, layers.MAX_LIFETIMES_PER_CONV,
                             layers.MAX_LIFETIMES_PER_CONV + 1)
@@ -50,14 +52,15 @@ class Conv2dTest(tf.test.TestCase, parameterized.TestCase):
     x = tf.random.stateless_normal([num_lifetimes, 2, 6, 6, 2], seed=[2, 1])
     w = tf.random.stateless_normal([num_lifetimes, 3, 3, 2, 4], seed=[2, 2])
     b = tf.random.stateless_normal([num_lifetimes, 4], seed=[2, 3])
-    self.assertAllClose(layers.conv2d(x, w, b, 1, "SAME"),
+    self.assertAllClose(layers.conv2d(x, w, b, 1, "SAME", per_lifetime=True),
                         layers.conv2d_im2col(x, w, b, 1, "SAME"), atol=1e-4)
 
   @parameterized.parameters(False, True)
   def test_second_order_gradient_matches_im2col(self, jit_compile):
     """The meta-gradient's pattern, d/dw of a loss after one gradient step on
     w, is the same through per-lifetime convolutions as through im2col, with
-    XLA and without."""
+    XLA and without (the trainers take per-lifetime convolutions without XLA
+    only, for speed)."""
     x = tf.random.stateless_normal([2, 3, 7, 7, 3], seed=[4, 1])
     w = tf.random.stateless_normal([2, 3, 3, 3, 4], seed=[4, 2]) * 0.3
     b = tf.random.stateless_normal([2, 4], seed=[4, 3])
@@ -79,7 +82,8 @@ class Conv2dTest(tf.test.TestCase, parameterized.TestCase):
 
       return run(w)
 
-    self.assertAllClose(meta_gradient(layers.conv2d),
+    per_lifetime = functools.partial(layers.conv2d, per_lifetime=True)
+    self.assertAllClose(meta_gradient(per_lifetime),
                         meta_gradient(layers.conv2d_im2col),
                         rtol=1e-4, atol=1e-4)
 

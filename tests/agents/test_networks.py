@@ -33,7 +33,8 @@ PAPER_AGENTS = {
 }
 
 
-def _make_agent(config, seed=0, num_lifetimes=NUM_LIFETIMES):
+def _make_agent(config, seed=0, num_lifetimes=NUM_LIFETIMES,
+                per_lifetime_convs=False):
   torso, observation_shape, dtype, num_states = config
   return networks.AgentNetwork(
       num_lifetimes=num_lifetimes,
@@ -43,7 +44,8 @@ def _make_agent(config, seed=0, num_lifetimes=NUM_LIFETIMES):
       torso=torso,
       prediction_size=PREDICTION_SIZE,
       num_states=num_states,
-      seed=seed)
+      seed=seed,
+      per_lifetime_convs=per_lifetime_convs)
 
 
 def _observation(config, batch_shape, seed=(0, 0),
@@ -107,6 +109,23 @@ class AgentNetworkTest(tf.test.TestCase, parameterized.TestCase):
       self.assertNotAllClose(old[changed_lifetime], new[changed_lifetime])
       for lifetime in [0, 2]:
         self.assertAllEqual(old[lifetime], new[lifetime])
+
+  @parameterized.named_parameters(
+      ("c32_16_16_d256", PAPER_AGENTS["c32_16_16_d256_random_very_dense"]),
+      ("atari", PAPER_AGENTS["atari"]))
+  def test_per_lifetime_convs_give_the_same_agent(self, config):
+    """One convolution per lifetime (for meta-steps without XLA) and im2col
+    give the same outputs and gradients from the same seed."""
+    observation = _observation(config, [2])
+    results = []
+    for per_lifetime_convs in (False, True):
+      agent = _make_agent(config, seed=3, per_lifetime_convs=per_lifetime_convs)
+      with tf.GradientTape() as tape:
+        loss = _scalar_loss(agent(observation))
+      results.append((loss, tape.gradient(loss, agent.trainable_variables)))
+    (loss_im2col, grads_im2col), (loss_per_lifetime, grads_per_lifetime) = results
+    self.assertAllClose(loss_im2col, loss_per_lifetime, rtol=1e-5)
+    self.assertAllClose(grads_im2col, grads_per_lifetime, rtol=1e-4, atol=1e-5)
 
   @parameterized.named_parameters(*_named(SMALL_AGENTS))
   def test_call_equals_apply_after_assign(self, config):
