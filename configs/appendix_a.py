@@ -1,21 +1,18 @@
 """configs/cpu.py on every Appendix A training environment: the 15 of
 configs/paper.py, 2 lifetimes each, 16 environments per lifetime; a grid
 world's lifetimes draw their action space (`population.sampled_action_spaces`),
-so 15 groups, each its own compiled program (`population.groups_per_program`
+so 15 groups, each its own program (`population.groups_per_program`
 = 1), run concurrently.
 
-One compiled program over all groups (25 then, a grid world's two lifetimes
-taking one action space each) took 19 minutes to compile on a 2-core CPU and
-peaked at 11.4 GB; four groups per program had not finished its first
-meta-step after 11 minutes (XLA's LLVM passes grow faster than the program),
-so this preset takes one. On an idle 2-core CPU (README "A large
-population"): 25 programs from one graph, first meta-step 7.8 minutes after
-launch, 13.1 GB peak, 0.100 meta-steps/s; now (15 programs from threads,
-traced without AutoGraph; 3 runs) 160-219 s (median 218 s), 7.4 GB peak,
-5.3 GB steady, 0.083-0.112 meta-steps/s; with `population.concurrent_programs=False`, 344 s, 7.4 GB peak,
-0.071 meta-steps/s.
+It runs without XLA (`jit_compile = False`), so its conv agents take one
+convolution per lifetime. On an idle 2-core CPU (README "A large
+population"; 4 runs, medians): first meta-step 112 s after launch, 3.9 GiB
+peak, 3.7 GiB steady, 0.145 meta-steps/s. With XLA (im2col convolutions,
+every compiled program kept in memory): 218 s, 7.4 GiB, 5.3 GiB, 0.092
+meta-steps/s. One compiled program over all groups (25 then) took 19
+minutes to compile and peaked at 11.4 GB, hence one group per program.
 
-  python launchers/benchmark.py --config=configs/appendix_a.py --mode=xla
+  python launchers/benchmark.py --config=configs/appendix_a.py --mode=no_xla
 """
 
 import ml_collections

@@ -4,7 +4,7 @@
   python launchers/benchmark.py --config=configs/bench_tabular.py
   python launchers/benchmark.py --config=configs/bench_tabular.py --config.meta.optimiser=es
   python launchers/benchmark.py --config=configs/gpu.py --mode=xla --warmup_steps=1 --timed_steps=5
-  python launchers/benchmark.py --config=configs/appendix_a.py --mode=xla --timed_steps=20
+  python launchers/benchmark.py --config=configs/appendix_a.py --mode=no_xla --timed_steps=20
   python launchers/benchmark.py --config=configs/bench_tabular.py \
       --sweep_lifetimes_per_env=8,16,32 --sweep_inner_updates=1,5,10
 

@@ -41,7 +41,8 @@ def test_gpu_preset_is_the_paper_population_with_fewer_lifetimes():
 def test_appendix_a_preset_is_the_cpu_run_on_every_training_environment():
   """configs/appendix_a.py: the paper's 15 environments at configs/cpu.py's
   sizes, 2 lifetimes each, its meta-step cut into programs of a few groups,
-  a grid world's lifetimes one group that samples their action spaces."""
+  a grid world's lifetimes one group that samples their action spaces, run
+  without XLA."""
   appendix_a = importlib.import_module("configs.appendix_a").get_config()
   cpu = importlib.import_module("configs.cpu").get_config()
   paper = importlib.import_module("configs.paper").get_config()
@@ -51,6 +52,8 @@ def test_appendix_a_preset_is_the_cpu_run_on_every_training_environment():
   assert cpu.population.groups_per_program == 0
   assert appendix_a.population.sampled_action_spaces
   assert not cpu.population.sampled_action_spaces
+  assert not appendix_a.jit_compile and cpu.jit_compile
+  appendix_a.jit_compile = True
   appendix_a.name, appendix_a.population.envs = cpu.name, cpu.population.envs
   appendix_a.population.groups_per_program = 0
   appendix_a.population.sampled_action_spaces = False
