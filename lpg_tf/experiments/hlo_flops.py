@@ -5,7 +5,8 @@ is (`experimental_get_compiler_ir`). `matmul_flops` adds up the floating-point
 operations of every `dot` and `convolution` instruction (2 per multiply-add:
 2 x the output's elements x the elements each one contracts, for a
 convolution its kernel's spatial extent x its input features, padding
-included), each multiplied by the trip counts of the `while` loops around it. Element-wise work is not counted: the figure is the
+included), each multiplied by the trip counts of the `while` loops around it.
+Element-wise work is not counted: the figure is the
 matmul work of the program, what the rate of a dense matmul is comparable with
 (issue 13's "achieved FLOP/s of the meta-step against a dense matmul").
 
