@@ -263,7 +263,9 @@ def critic_update(group: population_lib.LifetimeGroup, critic: Critic,
   """One Adam step of the critics' TD(lambda) regression on a rollout.
 
   The critic only serves the meta-objective (Appendix B.1); nothing here
-  depends on eta.
+  depends on eta. Its output is stopped too: the meta-gradient has nothing to
+  bring back through it, and a while loop's gradient would otherwise keep the
+  update's intermediates and run its second-order backward on zeros.
   """
   critic = _stop(critic)
   with tf.GradientTape() as tape:
@@ -275,4 +277,4 @@ def critic_update(group: population_lib.LifetimeGroup, critic: Critic,
   rate = tf.fill([group.num_lifetimes], tf.constant(learning_rate, tf.float32))
   params, opt_state = group.critic_optimiser.update(
       critic.params, grads, critic.opt_state, rate)
-  return Critic(params, opt_state)
+  return _stop(Critic(params, opt_state))
