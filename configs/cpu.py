@@ -78,6 +78,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.meta.entropy_reset_threshold = 1e-3
   config.meta.critic_learning_rate = 0.01  # Adam, for the outer A2C's critics.
   config.meta.max_grad_norm = 0.0  # Global-norm clipping of the meta-gradient; 0 = off.
+  # Recompute each inner update in the meta-gradient's backward pass instead of
+  # keeping its intermediates: the same meta-gradient, memory that does not
+  # grow with an update's activations, one more forward pass of each update.
+  config.meta.rematerialise_inner_updates = False
   # The bandit p(alpha|E) of Section 3.4; False: every lifetime gets its
   # environment's fixed alpha, the middle of Table 3's grid (Figure 7's
   # "LPG fixed hyper").

@@ -89,6 +89,7 @@ SCHEMA: Dict[str, Check] = {
     "meta.entropy_reset_threshold": NON_NEGATIVE,
     "meta.critic_learning_rate": POSITIVE,
     "meta.max_grad_norm": optional(NON_NEGATIVE),
+    "meta.rematerialise_inner_updates": BOOL,
     "meta.bandit": BOOL,
     "meta.optimiser": one_of("gradient", "es", "hybrid"),
     # Evolution strategies (lpg_tf.meta.es_trainer.check_spec checks the rest:

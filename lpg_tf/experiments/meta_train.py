@@ -168,7 +168,8 @@ def meta_spec(config: ml_collections.ConfigDict) -> trainer_lib.MetaSpec:
           y_hat_l2=m.y_hat_l2_cost if learns_y else 0.0,
           advantage_lambda=m.advantage_lambda),
       critic_learning_rate=m.critic_learning_rate,
-      max_grad_norm=m.get("max_grad_norm"))
+      max_grad_norm=m.get("max_grad_norm"),
+      rematerialise_inner_updates=m.get("rematerialise_inner_updates", False))
 
 
 def es_spec(config: ml_collections.ConfigDict) -> es_trainer.ESSpec:

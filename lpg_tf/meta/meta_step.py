@@ -22,8 +22,10 @@ constants, so the meta-gradient flows only through the agent's outputs on the
 trajectories and the rule's targets, never through the environment.
 """
 
+import threading
 from typing import Any, List, NamedTuple, Sequence, Tuple
 
+import sonnet as snt
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
 from tensorflow.core.protobuf import rewriter_config_pb2
@@ -34,6 +36,7 @@ from lpg_tf.learning import rollout
 from lpg_tf.learning import update_step
 from lpg_tf.meta import meta_objective
 from lpg_tf.meta import population as population_lib
+from lpg_tf.meta import recompute
 from lpg_tf.rules import base as rule_base
 
 # Iterations of the inner-update loop (and of its gradient, which inherits the
@@ -48,6 +51,14 @@ from lpg_tf.rules import base as rule_base
 # variable while a slow group's iteration k still holds it:
 # AlreadyExistsError (TemporaryVariableOp) in the gradient of a while loop.
 INNER_LOOP_PARALLEL_ITERATIONS = 1
+
+
+# Sonnet's custom variable getter patches the module classes for as long as it
+# is entered, for every thread: concurrently traced programs
+# (`MetaTrainer._threaded_chunks`) take turns at substituting eta's values
+# (`_updated`), so that none reads another's graph's tensors or leaves the
+# patch behind. Held while tracing only, never while a program runs.
+_SUBSTITUTING = threading.RLock()
 
 
 def disable_grappler_memory_optimiser() -> None:
@@ -165,6 +176,62 @@ def _act(group: population_lib.LifetimeGroup, params: Any,
   return _stop(trajectory), _stop(actor)
 
 
+class Updated(NamedTuple):
+  """One group's inner update as the loop needs it: theta', its optimiser
+  state, and `[L]` Eq. 4 regulariser terms and the y_hat spread diagnostic of
+  the update's targets."""
+  params: Any
+  opt_state: Any
+  pi_hat_l2: tf.Tensor
+  y_hat_l2: tf.Tensor
+  y_hat_spread: tf.Tensor
+
+
+def _updated(rule: rule_base.UpdateRule,
+             updates: Sequence[update_step.GroupUpdate],
+             rematerialise: bool) -> List[Updated]:
+  """Every group's inner update (Eq. 2), its intermediates kept for the
+  meta-gradient or, with `rematerialise`, recomputed by it."""
+
+  def update(groups: Sequence[update_step.GroupUpdate]) -> List[Updated]:
+    updated = []
+    for params, opt_state, info in update_step.update_groups(rule, groups):
+      pi_l2, y_l2 = meta_objective.target_l2(info.targets)
+      updated.append(Updated(params, opt_state, pi_l2, y_l2,
+                             meta_objective.target_spread(info.targets)))
+    return updated
+
+  if not rematerialise:
+    return update(updates)
+  # Only theta and its optimiser state carry the meta-gradient into an update
+  # (the trajectory is a constant, the lifetime's settings have none), and
+  # eta, whose values go in as tensors that stand for its variables: a
+  # recomputed computation inside the loop must not read variables.
+  carried = [(u.params, u.opt_state) for u in updates]
+  flat = tf.nest.flatten(carried)
+  floats = [i for i, x in enumerate(flat) if x.dtype.is_floating]
+  variables = rule.trainable_variables
+
+  def flat_update(*inputs: tf.Tensor) -> List[tf.Tensor]:
+    float_inputs, eta = inputs[:len(floats)], inputs[len(floats):]
+    carried_inputs = list(flat)
+    for i, x in zip(floats, float_inputs):
+      carried_inputs[i] = x
+    groups = [u._replace(params=params, opt_state=opt_state)
+              for u, (params, opt_state)
+              in zip(updates, tf.nest.pack_sequence_as(carried, carried_inputs))]
+    values = {v.ref(): x for v, x in zip(variables, eta)}
+    with _SUBSTITUTING, snt.custom_variable_getter(
+        lambda v: values.get(v.ref(), v)):
+      return tf.nest.flatten(update(groups))
+
+  outputs = recompute.recomputed(
+      flat_update, [flat[i] for i in floats] + [v.read_value() for v in variables])
+  # theta' and its optimiser state have theta's structure (the loop's carry).
+  return tf.nest.pack_sequence_as(
+      [Updated(u.params, u.opt_state, 0.0, 0.0, 0.0) for u in updates], outputs)
+
+
 def _initial_carry(state: population_lib.LifetimeState) -> GroupCarry:
   zeros = tf.zeros_like(state.learning_rate)
   return GroupCarry(state.params, state.opt_state, state.actor,
@@ -178,7 +245,8 @@ def window_loss(rule: rule_base.UpdateRule,
                 states: Sequence[population_lib.LifetimeState],
                 num_inner_updates: int, unroll_length: int,
                 costs: meta_objective.MetaObjectiveCosts,
-                critic_learning_rate: float) -> WindowResult:
+                critic_learning_rate: float,
+                rematerialise: bool = False) -> WindowResult:
   """The meta-loss of one window, averaged over all lifetimes, and its products.
 
   Args:
@@ -190,6 +258,10 @@ def window_loss(rule: rule_base.UpdateRule,
     costs: Eq. 4's fixed coefficients.
     critic_learning_rate: Adam's learning rate for the critics, which take one
       TD(lambda) step on each of the window's K + 1 rollouts.
+    rematerialise: the meta-gradient recomputes each inner update's agent and
+      rule computation instead of keeping its intermediates
+      (`recompute.recomputed`): memory that no longer grows with K for one more
+      forward pass of each update.
   """
   if len(groups) != len(states):
     raise ValueError(f"{len(groups)} groups but {len(states)} states")
@@ -209,15 +281,13 @@ def window_loss(rule: rule_base.UpdateRule,
           group.agent.apply, group.optimiser, carry.params, carry.opt_state,
           trajectory, state.gamma, state.learning_rate, state.kl_cost))
     new_carries = []
-    for carry, (params, opt_state, info) in zip(
-        acted, update_step.update_groups(rule, updates)):
-      pi_l2, y_l2 = meta_objective.target_l2(info.targets)
+    for carry, updated in zip(acted, _updated(rule, updates, rematerialise)):
       new_carries.append(carry._replace(
-          params=params, opt_state=opt_state,
-          pi_hat_l2=carry.pi_hat_l2 + pi_l2 / num_inner_updates,
-          y_hat_l2=carry.y_hat_l2 + y_l2 / num_inner_updates,
-          y_hat_spread=(carry.y_hat_spread + meta_objective.target_spread(
-              info.targets) / num_inner_updates)))
+          params=updated.params, opt_state=updated.opt_state,
+          pi_hat_l2=carry.pi_hat_l2 + updated.pi_hat_l2 / num_inner_updates,
+          y_hat_l2=carry.y_hat_l2 + updated.y_hat_l2 / num_inner_updates,
+          y_hat_spread=(carry.y_hat_spread
+                        + updated.y_hat_spread / num_inner_updates)))
     return k + 1, new_carries
 
   # A while loop keeps one copy of the update in the graph, so XLA compiles a

@@ -93,11 +93,16 @@ class MetaSpec:
     critic_learning_rate: Adam's learning rate for the meta-objective's critics.
     max_grad_norm: clip the meta-gradient to this global norm before Adam;
       None or 0 leaves it unclipped.
+    rematerialise_inner_updates: the meta-gradient recomputes each inner
+      update instead of keeping its intermediates (`meta_step.window_loss`):
+      the same meta-gradient in less memory, for one more forward pass of
+      each update.
   """
   learning_rate: float = 1e-4
   costs: meta_objective.MetaObjectiveCosts = meta_objective.MetaObjectiveCosts()
   critic_learning_rate: float = CRITIC_LEARNING_RATE
   max_grad_norm: Optional[float] = None
+  rematerialise_inner_updates: bool = False
 
 
 class MetaStepOutput(NamedTuple):
@@ -284,7 +289,8 @@ class MetaTrainer(tf.Module):
       tape.watch(variables)
       window = meta_step.window_loss(
           self.rule, groups, states, spec.num_inner_updates,
-          spec.unroll_length, self._meta.costs, self._meta.critic_learning_rate)
+          spec.unroll_length, self._meta.costs, self._meta.critic_learning_rate,
+          rematerialise=self._meta.rematerialise_inner_updates)
     loss = window.kept_loss_sum if summed else window.loss
     grads = tape.gradient(loss, variables)
     new_states, ends = self.population.advance(
