@@ -5,11 +5,13 @@ so 15 groups, each its own program (`population.groups_per_program`
 = 1), run concurrently.
 
 It runs without XLA (`jit_compile = False`), so its conv agents take one
-convolution per lifetime. On an idle 2-core CPU (README "A large
-population"; 4 runs, medians): first meta-step 112 s after launch, 3.9 GiB
-peak, 3.7 GiB steady, 0.145 meta-steps/s. With XLA (im2col convolutions,
-every compiled program kept in memory): 218 s, 7.4 GiB, 5.3 GiB, 0.092
-meta-steps/s. One compiled program over all groups (25 then) took 19
+convolution per lifetime. On an idle 2-core Intel Xeon (README "A large
+population"; 3 runs, medians): first meta-step 74 s after launch, 3.2 GiB
+peak, 0.256 meta-steps/s; with `meta.rematerialise_inner_updates` 2.8-2.9
+GiB for 14% fewer meta-steps/s. On the slower 2-core AMD machine of the
+earlier figures, before the critics' fix: 112 s, 3.9 GiB, 0.145 without XLA;
+with XLA (im2col convolutions, every compiled program kept in memory) 218 s,
+7.4 GiB, 0.092 meta-steps/s. One compiled program over all groups (25 then) took 19
 minutes to compile and peaked at 11.4 GB, hence one group per program.
 
   python launchers/benchmark.py --config=configs/appendix_a.py --mode=no_xla
