@@ -7,6 +7,7 @@ pytest process running other tests has long done.
   PYTHONPATH=. python tests/meta/sharded_process.py resume OUT.npz DIR
   PYTHONPATH=. python tests/meta/sharded_process.py hybrid OUT.npz REPLICAS...
   PYTHONPATH=. python tests/meta/sharded_process.py chunked OUT.npz
+  PYTHONPATH=. python tests/meta/sharded_process.py rematerialised OUT.npz
 
 `helpers` checks `meta.sharding` on two logical devices with hand-made values
 and writes what it found as JSON. `trainer` splits the CPU into max(REPLICAS)
@@ -22,7 +23,9 @@ ES and meta-gradient steps (HYBRID_OVERRIDES), without the final step.
 `chunked` runs `STEPS` meta-steps of a population of two
 shards of two groups as one program on one replica, and as programs of one
 group on one replica and on two, and writes the three etas and how many
-programs the one-replica run traced.
+programs the one-replica run traced. `rematerialised` runs `trainer`'s population
+for `STEPS` meta-steps on one replica keeping every intermediate and on two
+with `meta.rematerialise_inner_updates`, and writes both etas.
 """
 
 import json
@@ -201,6 +204,26 @@ def chunked(out_path: str) -> None:
   np.savez(out_path, **results)
 
 
+def rematerialised(out_path: str) -> None:
+  """eta after STEPS meta-steps on one replica keeping every intermediate and
+  on two replicas recomputing each inner update (each replica's program is
+  traced from its own thread, substituting eta's values as it goes)."""
+  devices = strategy_lib.cpu_device_names(2)
+  from tests.meta import test_trainer  # pylint: disable=g-import-not-at-top
+
+  results = {}
+  for name, replicas, rematerialise in (("kept_1", 1, False),
+                                        ("rematerialised_2", 2, True)):
+    config = test_trainer.tiny_config(
+        **OVERRIDES, **{"meta.rematerialise_inner_updates": rematerialise})
+    rule, meta_trainer = _built(config, replicas, devices,
+                                _meta_trainer(config))
+    for _ in range(STEPS):
+      meta_trainer.step()
+    results[name] = _eta(rule)
+  np.savez(out_path, **results)
+
+
 if __name__ == "__main__":
   if sys.argv[1] == "helpers":
     helpers(sys.argv[2])
@@ -208,6 +231,8 @@ if __name__ == "__main__":
     chunked(sys.argv[2])
   elif sys.argv[1] == "resume":
     resume(sys.argv[2], sys.argv[3])
+  elif sys.argv[1] == "rematerialised":
+    rematerialised(sys.argv[2])
   elif sys.argv[1] == "hybrid":
     hybrid(sys.argv[2], [int(n) for n in sys.argv[3:]])
   else:

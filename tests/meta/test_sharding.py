@@ -1,7 +1,8 @@
 """The population sharded over replicas (lpg_tf/meta/sharding.py): the
 replicas' weighted mean and gather, eta equal on 1, 2 and 4 logical CPU
-devices, every lifetime seen by the bandit, resume on 2 replicas and on 1,
-two workers on localhost, and the checks on the split.
+devices, every lifetime seen by the bandit, rematerialised inner updates on 2
+replicas, resume on 2 replicas and on 1, two workers on localhost, and the
+checks on the split.
 
 Logical devices must be set before TensorFlow starts, so the multi-replica
 runs happen in fresh processes (tests/meta/sharded_process.py).
@@ -118,6 +119,14 @@ class ReplicaCountTest(absltest.TestCase):
         self.assertEqual(found[f"bandit_fed_{replicas}"], lifetimes)
     self.assertGreater(np.abs(found["eta_1"]).max(), 0)
 
+
+  def test_rematerialised_on_two_replicas_gives_the_eta_of_one(self):
+    out = os.path.join(self.create_tempdir().full_path, "r.npz")
+    run_process("rematerialised", out)
+    found = np.load(out)
+    self.assertGreater(np.abs(found["kept_1"]).max(), 0)
+    np.testing.assert_allclose(found["rematerialised_2"], found["kept_1"],
+                               rtol=0, atol=ETA_TOLERANCE)
 
   def test_es_and_meta_gradient_steps_do_not_depend_on_the_replica_count(self):
     tmp = self.create_tempdir().full_path
