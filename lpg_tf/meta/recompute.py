@@ -5,11 +5,11 @@ every update's intermediates until the backward pass reaches it: for a conv
 agent that is most of the meta-step's memory (configs/appendix_a.py's
 random/very_dense group: about 180 MiB per inner update for 2 lifetimes). With
 `recomputed`, the backward pass keeps only the computation's inputs and runs
-it again, under its own tape, when the gradient reaches it: one more forward
-pass of the computation for memory that no longer grows with its
-intermediates. Both give the same gradient, because the computation is a pure
-function of its inputs and of the variables it reads (every random draw in
-lpg_tf is stateless and keyed by a carried seed).
+it again when the gradient reaches it: one more forward pass of the
+computation for memory that no longer grows with its intermediates. Both give
+the same gradient, because the computation is a pure function of its inputs
+(eta's values among them; every random draw in lpg_tf is stateless and keyed
+by a carried seed).
 """
 
 from typing import Callable, List, Optional, Sequence
