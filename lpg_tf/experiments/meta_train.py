@@ -101,12 +101,14 @@ TB_DIR = "tb"
 # period, logging, when to give up on non-finite meta-gradients, the devices
 # that run the population's shards (a checkpoint holds every shard, whatever
 # the number of replicas: lpg_tf.meta.sharding), or how many groups one
-# compiled program holds (the same meta-gradient up to summation order) or
-# whether programs run concurrently (the same values).
+# compiled program holds (the same meta-gradient up to summation order),
+# whether programs run concurrently (the same values) or whether inner updates
+# are recomputed in the backward pass (the same meta-gradient, no state).
 RESUMABLE_FIELDS = ("num_meta_steps", "total_env_steps", "checkpoint_every",
                     "log_every", "max_nonfinite_steps", "strategy", "cpu_devices",
                     "population.groups_per_program",
-                    "population.concurrent_programs")
+                    "population.concurrent_programs",
+                    "meta.rematerialise_inner_updates")
 CHECKPOINTS_TO_KEEP = 3
 # Config keys added after runs existed, with the values that keep the older
 # runs' behaviour: a run directory whose config.json lacks them continues.
@@ -120,7 +122,8 @@ ADDED_FIELDS = {"rule.kind": lpg.KIND, "rule.y_softmax": True,
                 "meta.es.population_size": es_trainer.POPULATION_SIZE,
                 "meta.es.sigma": es_trainer.SIGMA,
                 "meta.es.window": es_trainer.WINDOW,
-                "meta.hybrid.es_every": hybrid_trainer.ES_EVERY}
+                "meta.hybrid.es_every": hybrid_trainer.ES_EVERY,
+                "meta.rematerialise_inner_updates": False}
 # The meta-trainers `config.meta.optimiser` chooses between (one interface).
 Trainer = Union[trainer_lib.MetaTrainer, es_trainer.ESTrainer,
                 hybrid_trainer.HybridTrainer]
