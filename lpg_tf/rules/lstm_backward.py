@@ -185,9 +185,14 @@ def _portable_backward_lstm(x, discount, w_x, w_h, b, w_out, b_out):
   return tf.einsum("tnh,hk->tnk", hidden, w_out) + b_out
 
 
+def _rows(x: tf.Tensor) -> tf.Tensor:
+  """`[T, N, D]` -> `[T * N, D]`."""
+  return tf.reshape(x, [-1, x.shape[-1]])
+
+
 @tf.custom_gradient
 def _backward_lstm(x, discount, w_x, w_h, b, w_out, b_out):
-  hidden_size = w_h.shape[0]
+  hidden_size, input_size = w_h.shape[0], w_x.shape[0]
   gates_x = tf.einsum("tni,ig->tng", x, w_x) + b
   # Zeros shaped from tensors, not from tf.shape: XLA needs static shapes inside
   # the differentiated loops of a meta-step.
@@ -209,6 +214,9 @@ def _backward_lstm(x, discount, w_x, w_h, b, w_out, b_out):
     d_b_out = tf.reduce_sum(d_outputs, axis=[0, 1])
     hidden_next = tf.concat([hidden_again[1:], zeros[None]], axis=0)
     cell_next = tf.concat([cell[1:], zeros[None]], axis=0)
+    # One matmul per step gives the gradients of the recurrent input and of
+    # x_t: d_pre @ [W_h; W_x]^T, transposed once here rather than every step.
+    w_hx_transposed = tf.transpose(tf.concat([w_h, w_x], axis=0))
 
     def backward(carry, elems):
       d_hidden_carry, d_cell_carry = carry[0], carry[1]
@@ -222,24 +230,28 @@ def _backward_lstm(x, discount, w_x, w_h, b, w_out, b_out):
           d_c * cell_in * f_t * (1.0 - f_t),
           d_c * i_t * (1.0 - tf.square(g_t)),
           d_h * tanh_c * o_t * (1.0 - o_t)], axis=-1)
-      d_hidden_in = tf.matmul(d_pre, w_h, transpose_b=True)
+      d_hidden_in, d_x_t = tf.split(tf.matmul(d_pre, w_hx_transposed),
+                                    [hidden_size, input_size], axis=-1)
       d_cell_in = d_c * f_t
       d_discount = (tf.reduce_sum(d_hidden_in * h_next, -1)
                     + tf.reduce_sum(d_cell_in * c_next, -1))
       return (d_hidden_in * d_t[:, None], d_cell_in * d_t[:, None], d_pre,
-              d_discount)
+              d_discount, d_x_t)
 
-    initial_grads = (zeros, zeros, zero_gates, zero_gates[:, 0])
+    initial_grads = (zeros, zeros, zero_gates, zero_gates[:, 0],
+                     zero_gates[:, :input_size])
     # Gradients flow the other way: from t = 0 (which read step 1's state) up.
-    _, _, d_pre, d_discount = tf.scan(
+    _, _, d_pre, d_discount, d_x = tf.scan(
         backward,
         (d_hidden, discount, cell, cell_next, hidden_next, i, f, g, o),
         initializer=initial_grads)
-    hidden_in = hidden_next * discount[..., None]
-    d_x = tf.einsum("tng,ig->tni", d_pre, w_x)
-    d_w_x = tf.einsum("tni,tng->ig", x, d_pre)
-    d_w_h = tf.einsum("tnh,tng->hg", hidden_in, d_pre)
-    d_b = tf.reduce_sum(d_pre, axis=[0, 1])
-    return d_x, d_discount, d_w_x, d_w_h, d_b, d_w_out, d_b_out
+    # [h_{t+1} d_t, x_t, 1]^T @ d_pre: the gradients of W_h, W_x and b in one
+    # pass over d_pre ([T, N, 4H], the largest tensor here) instead of three.
+    step_inputs = tf.concat([hidden_next * discount[..., None], x,
+                             tf.ones_like(discount)[..., None]], axis=-1)
+    d_w_h, d_w_x, d_b = tf.split(
+        tf.matmul(_rows(step_inputs), _rows(d_pre), transpose_a=True),
+        [hidden_size, input_size, 1], axis=0)
+    return d_x, d_discount, d_w_x, d_w_h, d_b[0], d_w_out, d_b_out
 
   return outputs, grad
