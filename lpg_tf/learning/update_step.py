@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from lpg_tf import rl_math
 from lpg_tf import shapes
+from lpg_tf import slicing
 from lpg_tf import types
 from lpg_tf.learning import agent_update
 from lpg_tf.learning import layout
@@ -67,7 +68,7 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
       ("outputs.baseline", outputs.baseline, ["L", "T+1", "B"]),
       ("next_prediction_logits", next_prediction_logits, ["L", "T", "B", None]),
       ("gamma", gamma, ["L"])])
-  pi_a = tf.exp(rl_math.log_prob(outputs.policy_logits[:, :-1],
+  pi_a = tf.exp(rl_math.log_prob(slicing.take(outputs.policy_logits, 0, -1, axis=1),
                                       trajectory.action))
   to_y = tf.nn.softmax if y_softmax else tf.identity
   y = to_y(outputs.prediction_logits)
@@ -77,7 +78,7 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
       discount=layout.to_time_major(trajectory.discount),
       gamma=layout.to_time_major(gamma_t),
       pi_a=layout.to_time_major(pi_a),
-      y=layout.to_time_major(y[:, :-1]),
+      y=layout.to_time_major(slicing.take(y, 0, -1, axis=1)),
       y_next=layout.to_time_major(to_y(next_prediction_logits)),
       baseline=layout.to_time_major(outputs.baseline))
 
@@ -94,7 +95,8 @@ def _finite_gradient(x: tf.Tensor):
 
 
 def _slice_outputs(outputs: types.AgentOutput, end: int) -> types.AgentOutput:
-  return types.AgentOutput(*[x[:, :end] for x in outputs])
+  return types.AgentOutput(*[slicing.take(x, 0, end, axis=1)
+                             for x in outputs])
 
 
 class GroupUpdate(NamedTuple):

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from lpg_tf import rl_math
 from lpg_tf import shapes
+from lpg_tf import slicing
 from lpg_tf import types
 from lpg_tf.learning import layout
 
@@ -108,12 +109,13 @@ def meta_objective(outputs: types.AgentOutput, trajectory: types.Trajectory,
   values = tf.stop_gradient(critic_values)
   g = lifetime_lambda_returns(trajectory, values, gamma, costs.advantage_lambda)
   advantage = tf.stop_gradient(g - values[:, :-1])
-  log_pi = rl_math.log_prob(outputs.policy_logits[:, :-1], trajectory.action)
+  # s_0..s_{T-1}: the outputs at the bootstrap state s_T are not scored.
+  policy_logits = slicing.take(outputs.policy_logits, 0, -1, axis=1)
+  log_pi = rl_math.log_prob(policy_logits, trajectory.action)
   policy_gradient = tf.reduce_mean(log_pi * advantage, axis=[1, 2])
-  policy_entropy = tf.reduce_mean(
-      rl_math.entropy(outputs.policy_logits[:, :-1]), axis=[1, 2])
-  y_entropy = tf.reduce_mean(
-      prediction_entropy(outputs.prediction_logits[:, :-1]), axis=[1, 2])
+  policy_entropy = tf.reduce_mean(rl_math.entropy(policy_logits), axis=[1, 2])
+  y_entropy = tf.reduce_mean(prediction_entropy(
+      slicing.take(outputs.prediction_logits, 0, -1, axis=1)), axis=[1, 2])
   objective = (policy_gradient + policy_entropy_cost * policy_entropy
                + costs.prediction_entropy * y_entropy
                - costs.pi_hat_l2 * pi_hat_l2 - costs.y_hat_l2 * y_hat_l2)
@@ -133,7 +135,9 @@ def critic_loss(critic_values: tf.Tensor, trajectory: types.Trajectory,
       ("gamma", gamma, ["L"])])
   g = lifetime_lambda_returns(trajectory, tf.stop_gradient(critic_values), gamma,
                               lambda_)
-  return tf.reduce_mean(0.5 * tf.square(critic_values[:, :-1] - g), axis=[1, 2])
+  return tf.reduce_mean(
+      0.5 * tf.square(slicing.take(critic_values, 0, -1, axis=1) - g),
+      axis=[1, 2])
 
 
 def check_scoring_shapes(where: str, outputs: types.AgentOutput,

@@ -217,8 +217,9 @@ class LPG(snt.Module, base.UpdateRule):
                portable: bool) -> types.RuleOutput:
     """The targets from the heads' read-outs `[T, N, 1 + m]` (`_read_out`)."""
     del inputs, portable  # LPG-V's targets read them.
-    pi_hat = outputs[..., 0]
-    y_hat = outputs[..., 1:]
+    # A split, not two slices: its gradient is one concat (lpg_tf.slicing).
+    pi_hat, y_hat = tf.split(outputs, [1, outputs.shape[-1] - 1], axis=-1)
+    pi_hat = tf.squeeze(pi_hat, axis=-1)
     baseline_target = pi_hat if self._use_baseline else None
     if not self._y_softmax:
       return types.RuleOutput(pi_hat=pi_hat, y_hat=y_hat,
