@@ -13,11 +13,12 @@ from the process's launch to its first meta-step (with the population's build
 and the first meta-step's compile time), meta-steps/s, inner-loop and scoring
 environment steps/s, peak memory (the device's on a GPU, else the process's
 resident set) and the projected hours for 10^10 environment steps for each,
-with XLA the meta-step's matmul FLOPs (counted from its programs' HLO) and
-the rate it achieved beside a dense matmul's, measured in the same process,
-and as its last line one JSON object with env_steps_per_s, meta_steps_per_s,
-launch_to_first_step_s, peak_rss_mb, meta_step_gflop, share_of_dense_matmul
-(XLA) and env_steps_per_s_no_xla. --mode=xla or --mode=no_xla runs that mode alone, in
+the meta-step's matmul FLOPs (counted from its programs' HLO, the same for
+both modes) and the rate it achieved beside a dense matmul's, measured in the
+same process, and as its last line one JSON object with env_steps_per_s,
+meta_steps_per_s, launch_to_first_step_s, peak_rss_mb, meta_step_gflop,
+share_of_dense_matmul (XLA), env_steps_per_s_no_xla and
+share_of_dense_matmul_no_xla. --mode=xla or --mode=no_xla runs that mode alone, in
 this process, and prints its line and its JSON object. With
 --config.meta.optimiser=es the environment steps are those of every ES member's
 agents (ES agent environment steps/s) and a meta-step is an ES step.
@@ -203,6 +204,8 @@ def main(argv):
       "achieved_gflop_per_s": results["xla"]["achieved_gflop_per_s"],
       "dense_matmul_gflop_per_s": results["xla"]["dense_matmul_gflop_per_s"],
       "share_of_dense_matmul": results["xla"]["share_of_dense_matmul"],
+      "share_of_dense_matmul_no_xla":
+          results["no_xla"]["share_of_dense_matmul"],
   }
   print(json.dumps(summary), flush=True)
 

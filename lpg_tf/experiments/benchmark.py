@@ -14,11 +14,12 @@ fresh process; steady memory is the resident set after the timed steps. On a
 GPU the device's peak memory (TensorFlow's allocator) is reported as well, and
 `peak_memory_mb` is that one; on a CPU it is the peak resident set.
 
-With XLA, `measure` also counts the meta-step's matmul FLOPs from the HLO of
-its programs (`hlo_flops`), gives the rate the timed steps achieved, and sets
-it beside the rate of one large dense matmul measured in the same process
+`measure` also counts the meta-step's matmul FLOPs from the HLO of its
+programs (`hlo_flops`; without XLA, of the same step lowered for XLA: the same
+operations), gives the rate the timed steps achieved, and sets it beside the
+rate of one large dense matmul measured in the same process
 (`dense_matmul_flops_per_s`): how close the meta-step comes to what this
-machine's cores can do with XLA's matmul kernel.
+machine's cores can do on dense matmuls.
 
 `hours_for_budget` projects the wall time of Appendix B.1's 10^10 environment
 steps from the measured rate, counting every environment step of a meta-step
@@ -82,25 +83,30 @@ def hours_for_budget(env_steps_per_s: float,
 
 
 def dense_matmul_flops_per_s(size: int = 2048, repetitions: int = 10) -> float:
-  """FLOP/s of an XLA-compiled float32 `[size, size] @ [size, size]` matmul,
-  the median of `repetitions` timed runs after one to compile: the rate this
-  machine's cores reach on the kind of work the meta-step's FLOPs count."""
-  matmul = tf.function(lambda a, b: a @ b, jit_compile=True)
+  """FLOP/s of a float32 `[size, size] @ [size, size]` matmul: the faster of
+  XLA's kernel and TensorFlow's own (oneDNN on x86), each the median of
+  `repetitions` timed runs after one to compile. The rate this machine's cores
+  reach on the kind of work the meta-step's FLOPs count, whichever runtime the
+  meta-step runs on."""
   a = tf.random.normal([size, size], seed=1)
   b = tf.random.normal([size, size], seed=2)
-  matmul(a, b).numpy()
-  seconds = []
-  for _ in range(repetitions):
-    start = time.perf_counter()
+  rates = []
+  for jit_compile in (True, False):
+    matmul = tf.function(lambda a, b: a @ b, jit_compile=jit_compile)
     matmul(a, b).numpy()
-    seconds.append(time.perf_counter() - start)
-  return 2.0 * size**3 / sorted(seconds)[len(seconds) // 2]
+    seconds = []
+    for _ in range(repetitions):
+      start = time.perf_counter()
+      matmul(a, b).numpy()
+      seconds.append(time.perf_counter() - start)
+    rates.append(2.0 * size**3 / sorted(seconds)[len(seconds) // 2])
+  return max(rates)
 
 
 def meta_step_flops(trainer: object) -> float:
   """Matmul FLOPs of one meta-step of `trainer`, counted from its programs'
-  HLO; NaN (with the reason logged) where they cannot be counted: no XLA,
-  several replicas, or a trainer that is not the meta-gradient's."""
+  HLO; NaN (with the reason logged) where they cannot be counted: several
+  replicas, or a trainer that is not the meta-gradient's."""
   if not isinstance(trainer, trainer_lib.MetaTrainer):
     logging.info("FLOPs are counted for the meta-gradient's trainer only")
     return float("nan")
@@ -142,7 +148,7 @@ def measure(config: ml_collections.ConfigDict, jit_compile: bool,
   device_peak_mb = device_peak_memory_mb()
   peak_mb, steady_mb = peak_rss_mb(), current_rss_mb()
   # After the memory figures: lowering the programs to HLO takes memory too.
-  step_flops = meta_step_flops(trainer) if jit_compile else float("nan")
+  step_flops = meta_step_flops(trainer)
   matmul_flops_per_s = dense_matmul_flops_per_s()
   return {
       "optimiser": config.meta.optimiser,

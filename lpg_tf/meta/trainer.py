@@ -387,22 +387,25 @@ class MetaTrainer(tf.Module):
     meta-step on the population's current states (one, or one per chunk of
     `groups_per_program`), for counting the step's work
     (`experiments.hlo_flops`). Lowering only: nothing is compiled or run.
+    Without XLA, the same step functions are traced again for XLA to lower:
+    the same operations, so the same work, whichever runtime runs them.
 
     Raises:
-      ValueError: the meta-step is not compiled with XLA, or runs on several
-        replicas (their programs are each replica's; count one replica's).
+      ValueError: the meta-step runs on several replicas (their programs are
+        each replica's; count one replica's).
     """
-    if not self._jit_compile:
-      raise ValueError("the meta-step is not compiled with XLA: no HLO")
     if self._strategy.num_replicas_in_sync != 1:
       raise ValueError("program_hlo reads one replica's programs; this run "
                        f"has {self._strategy.num_replicas_in_sync}")
+    step, chunk = self._compiled_step, self._compiled_chunk
+    if not self._jit_compile:
+      step, chunk = (tf.function(fn, jit_compile=True, autograph=False)
+                     for fn in (self._meta_step, self._chunk_step))
     states = self.population.read()
     if not self._groups_per_program:
-      return [self._compiled_step.experimental_get_compiler_ir(states)(
-          stage="hlo")]
-    return [self._compiled_chunk.experimental_get_compiler_ir(*chunk)(
-        stage="hlo") for chunk in self._chunks(states)]
+      return [step.experimental_get_compiler_ir(states)(stage="hlo")]
+    return [chunk.experimental_get_compiler_ir(*c)(stage="hlo")
+            for c in self._chunks(states)]
 
   def step(self) -> Dict[str, float]:
     """One meta-step; returns the numbers worth logging."""
