@@ -106,13 +106,14 @@ def dense_matmul_flops_per_s(size: int = 2048, repetitions: int = 10) -> float:
 def meta_step_flops(trainer: object) -> float:
   """Matmul FLOPs of one meta-step of `trainer`, counted from its programs'
   HLO; NaN (with the reason logged) where they cannot be counted: several
-  replicas, or a trainer that is not the meta-gradient's."""
+  replicas, a trainer that is not the meta-gradient's, or a step that XLA
+  cannot lower."""
   if not isinstance(trainer, trainer_lib.MetaTrainer):
     logging.info("FLOPs are counted for the meta-gradient's trainer only")
     return float("nan")
   try:
     return sum(hlo_flops.matmul_flops(hlo) for hlo in trainer.program_hlo())
-  except ValueError as error:
+  except (ValueError, tf.errors.OpError) as error:
     logging.warning("Meta-step FLOPs not counted: %s", error)
     return float("nan")
 

@@ -68,8 +68,8 @@ def rule_inputs(trajectory: types.Trajectory, outputs: types.AgentOutput,
       ("outputs.baseline", outputs.baseline, ["L", "T+1", "B"]),
       ("next_prediction_logits", next_prediction_logits, ["L", "T", "B", None]),
       ("gamma", gamma, ["L"])])
-  pi_a = tf.exp(rl_math.log_prob(slicing.take(outputs.policy_logits, 0, -1, axis=1),
-                                      trajectory.action))
+  pi_a = tf.exp(rl_math.log_prob(
+      slicing.take(outputs.policy_logits, 0, -1, axis=1), trajectory.action))
   to_y = tf.nn.softmax if y_softmax else tf.identity
   y = to_y(outputs.prediction_logits)
   gamma_t = tf.broadcast_to(gamma[:, None, None], trajectory.reward.shape)
