@@ -54,7 +54,9 @@ def td_lambda_returns(inputs: types.RuleInputs, lambda_: float,
       scan, for graphs converted to ONNX (`lstm_backward.backward_lstm`: tf2onnx
       mistranslates reverse scans); the same values.
   """
-  v_next = inputs.y_next[..., 0]
+  # A squeeze, not `[..., 0]`: its gradient is a reshape, not StridedSliceGrad
+  # (lpg_tf.slicing), and the meta-gradient differentiates it twice.
+  v_next = tf.squeeze(inputs.y_next, axis=-1)
   discount = inputs.gamma * inputs.discount
   if not portable:
     # lambda_returns bootstraps step t from values[t + 1] and step T-1 from
@@ -130,7 +132,7 @@ class LPGV(lpg.LPG):
       `pi_hat` `[T, N]`, `y_hat` `[T, N, 1]` the TD(lambda) return G, and,
       with `use_baseline`, `baseline_target` = `pi_hat` (Eq. 7).
     """
-    pi_hat = outputs[..., 0]
+    pi_hat = tf.squeeze(outputs, axis=-1)  # As v_next in td_lambda_returns.
     returns = td_lambda_returns(inputs, self._td_lambda, portable)
     return types.RuleOutput(
         pi_hat=pi_hat, y_hat=returns[..., None],
