@@ -12,8 +12,10 @@ copy of a top member's checkpoint (`restore_member`: eta, every lifetime, the
 meta-optimiser, the bandits and every RNG, exactly) with that member's
 hyperparameters perturbed by `pbt.explore` (within the space's bounds; the
 optimiser mode is copied, never perturbed, because the meta-optimiser's state
-in the copied checkpoint is that mode's). Beta0 is per environment (Table 3's
-entropy costs), not one meta-hyperparameter, so it is not searched.
+in the copied checkpoint is that mode's). A member's last report (at
+`config.num_meta_steps`) ends it instead: nothing would be left to train.
+Beta0 is per environment (Table 3's entropy costs), not one
+meta-hyperparameter, so it is not searched.
 
 Members share config.seed, so they start from one eta_0 and are ranked on the
 same validation instances; they differ by their hyperparameters from the start
@@ -357,6 +359,10 @@ def _fit(settings: Settings, workdir: str,
             trial_dirname_creator=lambda trial: trial.trial_id),
         run_config=tune.RunConfig(
             name=EXPERIMENT_NAME, storage_path=os.path.join(workdir, RAY_DIR),
+            # A member's last report ends its trial before the scheduler sees
+            # it: an exploit there would restart the member from a donor's
+            # final checkpoint with no meta-step left to take.
+            stop={TIME_ATTR: settings.config.num_meta_steps},
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=CHECKPOINTS_KEPT),
             verbose=1))

@@ -191,12 +191,13 @@ class ExploitTest(absltest.TestCase):
 
 
 def population_command(workdir):
-  """The launcher's command for two members of the tiny config, four
-  intervals of 2 meta-steps, and its environment."""
+  """The launcher's command for two members of the tiny config, eight
+  intervals of one meta-step (seven chances to copy a member: when one copies
+  depends on the members' timing), and its environment."""
   return ([sys.executable, os.path.join(REPO, "launchers", "pbt_meta_train.py"),
            "--config=tests/experiments/tiny_meta_config.py",
            "--config.num_meta_steps=8", "--config.validation.lifetimes=1",
-           "--members=2", "--interval=2", f"--workdir={workdir}"],
+           "--members=2", "--interval=1", f"--workdir={workdir}"],
           dict(os.environ, PYTHONPATH=REPO))
 
 
@@ -204,7 +205,7 @@ def population_command(workdir):
 class LauncherTest(absltest.TestCase):
 
   def test_a_population_on_a_local_ray_instance(self):
-    """Two members on a local Ray instance for four intervals: lineage, result,
+    """Two members on a local Ray instance for eight intervals: lineage, result,
     the best member's rule, exploits that copy real reports, and a rerun that
     finds the population complete."""
     workdir = os.path.join(self.create_tempdir().full_path, "pbt")
@@ -219,14 +220,20 @@ class LauncherTest(absltest.TestCase):
     members = {r["member"] for r in starts}
     exploits = [r for r in records if r["event"] == "exploit"]
     self.assertNotEmpty(exploits)
+    # A last report (meta-step 8) ends its member: no copy or pause restarts
+    # a member with nothing left to train.
+    self.assertEmpty([r for r in records if r["meta_step"] == 8])
     for record in exploits:
       self.assertIn(record["donor"], members - {record["member"]})
-      self.assertEqual(record["meta_step"] % 2, 0)
+      self.assertBetween(record["meta_step"], 1, 7)
       for key, bounds in pbt_meta_train.SEARCH_SPACE.items():
         self.assertBetween(record["hyperparameters"][key], bounds.low, bounds.high)
     with open(os.path.join(workdir, pbt_meta_train.RESULT_NAME)) as f:
       result = json.load(f)
     self.assertEqual({m["member"] for m in result["members"]}, members)
+    for member in result["members"]:
+      self.assertEqual(member["meta_step"], 8)
+      self.assertNotIn("holds_report_of", member)
     best = max(result["members"], key=lambda m: m["fitness"])
     self.assertEqual(result["best"], best["member"])
     rule = meta_train.build_rule(tiny_config())
