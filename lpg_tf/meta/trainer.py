@@ -309,6 +309,10 @@ class MetaTrainer(tf.Module):
         "excluded_lifetimes": tf.reduce_sum(
             tf.cast(tf.logical_not(w.finite), tf.float32)),
     } for w in window.groups]
+    if self.rule.prediction_size == 1:
+      # LPG-V's y is one number, v: H(y) would be a constant 0, not a measure.
+      for group_metrics in metrics:
+        del group_metrics["prediction_entropy"]
     return MetaStepOutput(grads, loss, window.num_kept, new_states, ends,
                           metrics)
 

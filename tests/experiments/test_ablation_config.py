@@ -29,6 +29,21 @@ class AblationConfigTest(absltest.TestCase):
     self.assertEqual((costs.prediction_entropy, costs.y_hat_l2), (0.0, 0.0))
     self.assertEqual(costs.pi_hat_l2, config.meta.pi_hat_l2_cost)
 
+  def test_lpg_v_logs_no_prediction_entropy(self):
+    """H(y) of LPG-V's one-number y is 0 whatever it learns: a meta-step does
+    not log it, where LPG's does, per environment."""
+    for kind, logged in (("lpg_v", False), ("lpg", True)):
+      config = tiny_config(**{"rule.kind": kind})
+      trainer = meta_train.build_trainer(config, meta_train.build_rule(config))
+      numbers = trainer.step()
+      groups = sorted(k.rsplit("/", 1)[0] for k in numbers
+                      if k.endswith("/policy_entropy"))
+      self.assertLen(groups, 3)  # chain/short and two tabular/sparse variants.
+      self.assertEqual(
+          sorted(k.rsplit("/", 1)[0] for k in numbers
+                 if k.endswith("/prediction_entropy")),
+          groups if logged else [], kind)
+
   def test_figure_7_switches(self):
     config = tiny_config(**{"rule.y_softmax": False, "meta.bandit": False,
                             "meta.prediction_entropy_cost": 0.0})
