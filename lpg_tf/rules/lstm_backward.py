@@ -150,7 +150,8 @@ def backward_lstm_members(x: tf.Tensor, discount: tf.Tensor, w_x: tf.Tensor,
   only: evolution strategies score perturbed copies of eta by their agents'
   returns and never differentiate the rule, so neither the hand-written
   gradient nor TensorFlow's is needed. The recurrent step is one batched
-  matmul `[M, n, H] @ [M, H, 4H]`.
+  matmul `[M, n, H] @ [M, H, 4H]`, and the loop `_scan`, as `backward_lstm`'s:
+  only h is kept for every step.
 
   Args:
     x: `[T, M, n, I]` inputs, member m's n columns in `x[:, m]`.
@@ -174,8 +175,8 @@ def backward_lstm_members(x: tf.Tensor, discount: tf.Tensor, w_x: tf.Tensor,
     return _cell(gx_t + tf.matmul(hidden_next * d_t[..., None], w_h),
                  cell_next * d_t[..., None])[:2]
 
-  hidden, _ = tf.scan(step, (gates_x, discount), initializer=(zeros, zeros),
-                      reverse=True)
+  _, (hidden,) = _scan(step, (gates_x, discount), (zeros, zeros),
+                       stacked=[True, False], reverse=True)
   return tf.einsum("tmnh,mhk->tmnk", hidden, w_out) + b_out[None, :, None]
 
 
