@@ -1,14 +1,15 @@
 """kill -9 a meta-training run at random moments until it finishes; compare the
-final rule with an uninterrupted run's.
+final rule and the best validated rule with an uninterrupted run's.
 
   PYTHONPATH=. python tests/experiments/kill_loop.py --kills=20 --seed=0
 
 The run is the tests' tiny config with a checkpoint and an export at every
-step, so kills land in start-up and compilation, in steps, in checkpoint writes
-and in exports; a few are aimed at the final step's save and export. Every
+step and a validation every second step, so kills land in start-up and
+compilation, in steps, in validations, in checkpoint writes and in exports of
+rule/ and best_rule/; a few are aimed at the final step's save and export. Every
 restart is the same command line (no --resume). Prints one line per restart
 (what the directory held when it was killed, how the restart began) and, last,
-one JSON object; exits non-zero if a restart failed or the final rule differs.
+one JSON object; exits non-zero if a restart failed or either rule differs.
 """
 
 import argparse
@@ -16,6 +17,7 @@ import glob
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -32,7 +34,8 @@ LAUNCHER = os.path.join(REPO, "launchers", "tpu_meta_train.py")
 CONFIG = os.path.join(REPO, "tests", "experiments", "tiny_meta_config.py")
 STEPS = 20
 FLAGS = (f"--config={CONFIG}", f"--config.num_meta_steps={STEPS}",
-         "--config.checkpoint_every=1", "--config.log_every=1")
+         "--config.checkpoint_every=1", "--config.log_every=1",
+         "--config.validation.every=2", "--config.validation.lifetimes=1")
 STARTS = ("Starting a new run", "no checkpoint yet: starting it from step 0",
           "holds this run: continuing from")
 
@@ -55,21 +58,27 @@ def _phase(workdir: str, output: str, since: float) -> str:
   if "continuing from" not in output and "starting it from step 0" not in output \
       and "Starting a new run" not in output:
     return "start-up"
-  if "meta-step " not in output and "complete at meta-step" not in output:
+  # A progress line ("meta-step 3/20 | ...") says the run has stepped; other
+  # lines name meta-steps too ("Resumed from ... at meta-step 3").
+  if not re.search(r"meta-step \d+/", output) and \
+      "complete at meta-step" not in output:
     return "building/compiling" if "Resumed from" not in output or \
         not written_since(".rule.tmp-*") else "re-export after resume"
   if written_since(os.path.join("checkpoints", "*_temp")) or written_since(
       os.path.join("checkpoints", "*.tempstate*")):
     return "checkpoint write"
+  if written_since(".best_rule.tmp-*"):
+    return "best rule export"
   if written_since(".rule.tmp-*"):
     final = f"meta-step {STEPS}/{STEPS}" in output
     return "final rule export" if final else "rule export"
   return "meta-step"
 
 
-def _rule_weights(workdir: str) -> Dict[str, np.ndarray]:
-  """The exported rule's variables, read from its SavedModel variables file."""
-  reader = tf.train.load_checkpoint(os.path.join(workdir, "rule", "variables",
+def _rule_weights(workdir: str, rule_dir: str = "rule") -> Dict[str, np.ndarray]:
+  """An exported rule's variables (rule/ or best_rule/), read from its
+  SavedModel variables file."""
+  reader = tf.train.load_checkpoint(os.path.join(workdir, rule_dir, "variables",
                                                  "variables"))
   return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
           if n.startswith("weights/")}
@@ -110,17 +119,21 @@ class _Run:
 
 
 def _time_of_first_step(workdir: str) -> Tuple[float, float]:
-  """Runs the reference; returns (seconds to its first step, seconds per step)."""
+  """Runs the reference; returns (seconds to its first step, seconds per step:
+  the median gap between progress lines, as a validation step takes longer)."""
   run = _Run(workdir)
-  first = None
+  seen = {}  # meta-step -> when its progress line appeared.
   while run.process.poll() is None:
-    if first is None and "meta-step 1/" in run.output:
-      first = time.time() - run.start
+    for step in range(len(seen) + 1, STEPS + 1):
+      if f"meta-step {step}/" not in run.output:
+        break
+      seen[step] = time.time() - run.start
     time.sleep(0.02)
   run.finish()
-  if run.process.returncode != 0 or first is None:
+  if run.process.returncode != 0 or len(seen) < 2:
     raise RuntimeError(f"the reference run failed:\n{run.output[-3000:]}")
-  return first, (time.time() - run.start - first) / STEPS
+  gaps = sorted(seen[s] - seen[s - 1] for s in range(2, len(seen) + 1))
+  return seen[1], gaps[len(gaps) // 2]
 
 
 def run_kill_loop(kills: int, seed: int, root: str) -> Dict[str, object]:
@@ -145,7 +158,10 @@ def run_kill_loop(kills: int, seed: int, root: str) -> Dict[str, object]:
     elif rng.random() < 0.3:
       target = ("time", rng.uniform(0.5, startup_s))
     else:
-      target = ("step", rng.randint(current + 1, STEPS), rng.uniform(0.0, step_s))
+      # A step at most three ahead: the kills spread over the whole run rather
+      # than reaching its end within a few restarts.
+      target = ("step", rng.randint(current + 1, min(STEPS, current + 3)),
+                rng.uniform(0.0, step_s))
     killed_in = None
     seen_at = None
     while killing and run.process.poll() is None:
@@ -182,10 +198,13 @@ def run_kill_loop(kills: int, seed: int, root: str) -> Dict[str, object]:
     elif not killing:
       break
   rule_equal = _same(_rule_weights(workdir), _rule_weights(reference))
+  best_rule_equal = _same(_rule_weights(workdir, "best_rule"),
+                          _rule_weights(reference, "best_rule"))
   eta_equal = _same(_checkpoint_eta(workdir), _checkpoint_eta(reference))
   return {"kills": sum(phases.values()), "kills_by_phase": phases,
           "runs": len(restarts), "failures": len(failures),
-          "final_rule_equal": rule_equal, "final_checkpoint_eta_equal": eta_equal,
+          "final_rule_equal": rule_equal, "best_rule_equal": best_rule_equal,
+          "final_checkpoint_eta_equal": eta_equal,
           "failure_outputs": failures}
 
 
@@ -198,7 +217,7 @@ def main() -> None:
     summary = run_kill_loop(args.kills, args.seed, root)
   print(json.dumps(summary))
   ok = (not summary["failures"] and summary["final_rule_equal"]
-        and summary["final_checkpoint_eta_equal"])
+        and summary["best_rule_equal"] and summary["final_checkpoint_eta_equal"])
   sys.exit(0 if ok else 1)
 
 

@@ -297,6 +297,7 @@ class SubprocessTest(absltest.TestCase):
     self.assertEqual(summary["failures"], 0, summary["failure_outputs"])
     self.assertEqual(summary["kills"], 20)
     self.assertTrue(summary["final_rule_equal"])
+    self.assertTrue(summary["best_rule_equal"])
     self.assertTrue(summary["final_checkpoint_eta_equal"])
 
 
